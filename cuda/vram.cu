@@ -1,5 +1,12 @@
 // vram.cu — VRAM page pool, asynchronous promotion and the Q4_0 page FFN
 // kernel (see vram.h). Compiled by nvcc only with `make CUDA=1`.
+//
+// The kernels follow simd/kernels_ref.c operation for operation (integer
+// block dot products, block terms summed in order with __fadd_rn / __fmul_rn so
+// nvcc cannot contract them into FMAs, Q8_0 re-quantization of the
+// activations with the same rounding), so a page product here matches
+// vib3_page_ffn_q4_0_ref up to CUDA's expf. Never executed on a GPU as of
+// this writing (docs/CUDA.md); tests/cuda/device_run.sh is the first check.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -12,7 +19,10 @@
 
 #define NONE32 0xFFFFFFFFu
 #define QBLOCK 32
-#define Q4_BLOCK_BYTES 18
+#define Q4_BLOCK_BYTES 18 // f16 d, u8 qs[16]
+#define Q8_BLOCK_BYTES 34 // f16 d, i8 qs[32]
+#define WARPS 8           // warps per thread block: one row (neuron / output) per warp
+#define SMEM_MAX (48u << 10)
 
 struct vib3_vram {
     pthread_mutex_t mu;      // promote / lookup / kernels from several threads
@@ -23,18 +33,33 @@ struct vib3_vram {
     uint32_t n_slots, used;
     uint64_t n_pages;
     uint32_t *page_slot;     // host [n_pages]
-    uint64_t *slot_page;     // host [n_slots]
+    uint64_t *slot_page;     // host [n_slots]; UINT64_MAX = empty
     uint32_t *slot_heat;     // host [n_slots]
+    uint32_t heat_floor;     // lower bound of the coldest slot's heat once full (heats only grow)
     cudaEvent_t *slot_event; // [n_slots]
     uint8_t *slot_ready;     // host [n_slots]: event observed complete
-    float *d_x, *d_act, *d_out; // kernel scratch
+    uint8_t *d_x, *d_actq;   // device Q8_0 blocks: x (max_hidden), activations (max_neurons)
+    float *d_act, *d_out;    // device: activations (max_neurons), page output (max_hidden)
+    float *h_out;            // page-locked host copy of d_out
     uint32_t max_hidden, max_neurons;
     void *registered;
+    int disabled, inject;
     vib3_vram_stats st;
 };
 
 static vib3_err cuda_fail(cudaError_t e, const char *what) {
     return vib3_err_set(VIB3_ERR_IO, "cuda: %s: %s", what, cudaGetErrorString(e));
+}
+
+// the first CUDA error turns the tier off: one line on stderr, the CPU serves from then on
+static void disable_locked(vib3_vram *v, cudaError_t e, const char *what) {
+    v->st.errors++;
+    cudaGetLastError(); // clear a non-sticky error; a sticky one stays and every later call fails
+    if (v->disabled) return;
+    v->disabled = 1;
+    snprintf(v->st.last_error, sizeof v->st.last_error, "cuda: %s: %s (%s)", what, cudaGetErrorString(e),
+             cudaGetErrorName(e));
+    fprintf(stderr, "vib3: %s; VRAM tier disabled, the CPU computes every page from now on\n", v->st.last_error);
 }
 
 extern "C" int vib3_cuda_device_count(void) {
@@ -50,12 +75,19 @@ extern "C" vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint6
                                    uint32_t max_hidden, uint32_t max_neurons) {
     *out = NULL;
     if (vib3_cuda_device_count() <= 0) return vib3_err_set(VIB3_ERR_UNSUPPORTED, "cuda: no device");
-    if (slot_bytes == 0 || n_pages == 0 || max_hidden % QBLOCK || max_neurons % QBLOCK)
+    if (slot_bytes == 0 || n_pages == 0 || max_hidden == 0 || max_neurons == 0 || max_hidden % QBLOCK ||
+        max_neurons % QBLOCK)
         return vib3_err_set(VIB3_ERR_INVALID, "cuda: vram pool: slot %llu bytes, %llu pages, hidden %u, neurons %u",
                             (unsigned long long)slot_bytes, (unsigned long long)n_pages, max_hidden, max_neurons);
+    uint32_t terms = (max_hidden > max_neurons ? max_hidden : max_neurons) / QBLOCK;
+    if ((uint64_t)WARPS * terms * sizeof(float) > SMEM_MAX)
+        return vib3_err_set(VIB3_ERR_UNSUPPORTED, "cuda: page kernel: hidden %u / neurons %u need %u block terms "
+                            "per row, more than %u bytes of shared memory hold", max_hidden, max_neurons, terms,
+                            SMEM_MAX);
     if (budget_bytes == 0) { // auto: 90% of free VRAM
         size_t free_b = 0, total_b = 0;
         if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) budget_bytes = free_b / 10 * 9;
+        cudaGetLastError();
     }
     uint64_t n = budget_bytes / slot_bytes;
     if (n > VIB3_VRAM_SLOTS_MAX) n = VIB3_VRAM_SLOTS_MAX;
@@ -73,6 +105,8 @@ extern "C" vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint6
     cudaError_t e;
     cudaDeviceProp prop;
     if ((e = cudaGetDevice(&v->device)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, v->device)) != cudaSuccess) {
+        cudaGetLastError();
+        pthread_mutex_destroy(&v->mu);
         free(v);
         return cuda_fail(e, "device");
     }
@@ -84,23 +118,27 @@ extern "C" vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint6
     v->slot_ready = (uint8_t *)calloc(n, 1);
     if (!v->page_slot || !v->slot_page || !v->slot_heat || !v->slot_event || !v->slot_ready) {
         vib3_vram_close(v);
-        return vib3_err_set(VIB3_ERR_NOMEM, "cuda: vram pool tables for %u slots", v->n_slots);
+        return vib3_err_set(VIB3_ERR_NOMEM, "cuda: vram pool tables for %u slots", (unsigned)n);
     }
     for (uint64_t i = 0; i < n_pages; i++) v->page_slot[i] = NONE32;
+    for (uint32_t i = 0; i < v->n_slots; i++) v->slot_page[i] = UINT64_MAX;
     if ((e = cudaStreamCreateWithFlags(&v->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaMalloc((void **)&v->slots, n * slot_bytes)) != cudaSuccess ||
-        (e = cudaMalloc((void **)&v->d_x, max_hidden * sizeof(float))) != cudaSuccess ||
+        (e = cudaMalloc((void **)&v->d_x, (size_t)max_hidden / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&v->d_actq, (size_t)max_neurons / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess ||
         (e = cudaMalloc((void **)&v->d_out, max_hidden * sizeof(float))) != cudaSuccess ||
-        (e = cudaMalloc((void **)&v->d_act, max_neurons * sizeof(float))) != cudaSuccess) {
+        (e = cudaMalloc((void **)&v->d_act, max_neurons * sizeof(float))) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&v->h_out, max_hidden * sizeof(float))) != cudaSuccess) {
+        cudaGetLastError();
         vib3_vram_close(v);
         return cuda_fail(e, "allocating the vram pool");
     }
     for (uint32_t i = 0; i < v->n_slots; i++) {
         if ((e = cudaEventCreateWithFlags(&v->slot_event[i], cudaEventDisableTiming)) != cudaSuccess) {
+            cudaGetLastError();
             vib3_vram_close(v);
             return cuda_fail(e, "events");
         }
-        v->slot_page[i] = UINT64_MAX;
     }
     v->st.slots_total = v->n_slots;
     *out = v;
@@ -116,9 +154,12 @@ extern "C" void vib3_vram_close(vib3_vram *v) {
             if (v->slot_event[i]) cudaEventDestroy(v->slot_event[i]);
     cudaFree(v->slots);
     cudaFree(v->d_x);
+    cudaFree(v->d_actq);
     cudaFree(v->d_out);
     cudaFree(v->d_act);
+    if (v->h_out) cudaFreeHost(v->h_out);
     if (v->stream) cudaStreamDestroy(v->stream);
+    cudaGetLastError();
     free(v->page_slot);
     free(v->slot_page);
     free(v->slot_heat);
@@ -130,7 +171,7 @@ extern "C" void vib3_vram_close(vib3_vram *v) {
 
 extern "C" vib3_err vib3_vram_register_host(vib3_vram *v, void *base, uint64_t bytes) {
     cudaError_t e = cudaHostRegister(base, bytes, cudaHostRegisterDefault);
-    if (e != cudaSuccess) {
+    if (e != cudaSuccess) { // not fatal: copies from pageable memory are staged by the driver
         cudaGetLastError();
         return cuda_fail(e, "page-locking the host frames");
     }
@@ -139,11 +180,12 @@ extern "C" vib3_err vib3_vram_register_host(vib3_vram *v, void *base, uint64_t b
 }
 
 static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, uint64_t bytes, uint32_t heat) {
+    if (v->disabled) return VIB3_OK;
     if (page >= v->n_pages || bytes > v->slot_bytes)
-        return vib3_err_set(VIB3_ERR_INVALID, "cuda: promote page %llu (%llu bytes)", (unsigned long long)page,
-                            (unsigned long long)bytes);
+        return vib3_err_set(VIB3_ERR_INVALID, "cuda: promote page %llu (%llu bytes, slots of %llu)",
+                            (unsigned long long)page, (unsigned long long)bytes, (unsigned long long)v->slot_bytes);
     if (v->page_slot[page] != NONE32) {
-        v->slot_heat[v->page_slot[page]] = heat;
+        if (heat > v->slot_heat[v->page_slot[page]]) v->slot_heat[v->page_slot[page]] = heat;
         return VIB3_OK;
     }
     uint32_t s;
@@ -151,23 +193,39 @@ static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, ui
         s = v->used++;
     } else {
         // the coldest slot whose copy has finished; only a hotter page replaces it
+        if (heat <= v->heat_floor) {
+            v->st.rejected++;
+            return VIB3_OK;
+        }
         s = NONE32;
         for (uint32_t i = 0; i < v->n_slots; i++) {
-            if (!v->slot_ready[i] && cudaEventQuery(v->slot_event[i]) != cudaSuccess) continue;
+            if (!v->slot_ready[i]) {
+                cudaError_t q = cudaEventQuery(v->slot_event[i]);
+                if (q == cudaErrorNotReady) continue;
+                if (q != cudaSuccess) {
+                    disable_locked(v, q, "promote: event query");
+                    return VIB3_OK;
+                }
+                v->slot_ready[i] = 1;
+            }
             if (s == NONE32 || v->slot_heat[i] < v->slot_heat[s]) s = i;
         }
+        if (s != NONE32) v->heat_floor = v->slot_heat[s];
         if (s == NONE32 || v->slot_heat[s] >= heat) {
             v->st.rejected++;
             return VIB3_OK;
         }
-        v->page_slot[v->slot_page[s]] = NONE32;
+        if (v->slot_page[s] != UINT64_MAX) v->page_slot[v->slot_page[s]] = NONE32;
         v->st.replacements++;
     }
     cudaError_t e = cudaMemcpyAsync(v->slots + (uint64_t)s * v->slot_bytes, host, bytes, cudaMemcpyHostToDevice, v->stream);
     if (e == cudaSuccess) e = cudaEventRecord(v->slot_event[s], v->stream);
     if (e != cudaSuccess) {
         v->slot_page[s] = UINT64_MAX;
-        return cuda_fail(e, "promote copy");
+        v->slot_heat[s] = 0;
+        v->slot_ready[s] = 1; // nothing in flight that reads a host frame for this slot
+        disable_locked(v, e, "promote: host-to-device copy");
+        return VIB3_OK; // the caller goes on without the tier
     }
     v->slot_page[s] = page;
     v->slot_heat[s] = heat;
@@ -181,14 +239,22 @@ static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, ui
 static void wait_locked(vib3_vram *v, uint64_t page) {
     if (page >= v->n_pages || v->page_slot[page] == NONE32) return;
     uint32_t s = v->page_slot[page];
-    if (!v->slot_ready[s] && cudaEventSynchronize(v->slot_event[s]) == cudaSuccess) v->slot_ready[s] = 1;
+    if (v->slot_ready[s]) return;
+    cudaError_t e = cudaEventSynchronize(v->slot_event[s]);
+    if (e == cudaSuccess) v->slot_ready[s] = 1;
+    else disable_locked(v, e, "waiting for a promotion copy");
 }
 
 static const void *lookup_locked(vib3_vram *v, uint64_t page) {
-    if (page >= v->n_pages || v->page_slot[page] == NONE32) return NULL;
+    if (v->disabled || page >= v->n_pages || v->page_slot[page] == NONE32) return NULL;
     uint32_t s = v->page_slot[page];
     if (!v->slot_ready[s]) {
-        if (cudaEventQuery(v->slot_event[s]) != cudaSuccess) return NULL;
+        cudaError_t e = cudaEventQuery(v->slot_event[s]);
+        if (e == cudaErrorNotReady) return NULL;
+        if (e != cudaSuccess) {
+            disable_locked(v, e, "lookup: event query");
+            return NULL;
+        }
         v->slot_ready[s] = 1;
     }
     return v->slots + (uint64_t)s * v->slot_bytes;
@@ -215,116 +281,151 @@ extern "C" const void *vib3_vram_lookup(vib3_vram *v, uint64_t page) {
 }
 
 // ---- kernels ---------------------------------------------------------------
-__device__ static float f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ static float f16_bits_to_f32(const uint8_t *p) { // little-endian f16 at p (exact)
+    return __half2float(__ushort_as_half((unsigned short)(p[0] | p[1] << 8)));
+}
 
-// dot of one Q4_0 row of n elements with x (f32); the warp's lanes split the blocks
-__device__ static float warp_dot_q4(const uint8_t *row, const float *x, uint32_t n) {
-    float s = 0.0f;
-    for (uint32_t b = threadIdx.x % 32; b < n / QBLOCK; b += 32) {
-        const uint8_t *blk = row + (uint64_t)b * Q4_BLOCK_BYTES;
-        float d = f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-        const float *xx = x + b * QBLOCK;
-        float t = 0.0f;
-        for (int i = 0; i < 16; i++)
-            t += (float)((blk[2 + i] & 15) - 8) * xx[i] + (float)((blk[2 + i] >> 4) - 8) * xx[i + 16];
-        s += d * t;
+// One Q4_0 row (nb blocks) · Q8_0 x, by one warp, with dot_row_q4_0's arithmetic
+// (kernels_ref.c): lane l computes the terms of blocks l, l+32, ... into
+// terms[], lane 0 then sums them in block order. Valid on lane 0 only.
+__device__ static float warp_dot_q4_q8(const uint8_t *row, const uint8_t *xq, uint32_t nb, float *terms) {
+    const uint32_t lane = threadIdx.x % 32;
+    for (uint32_t b = lane; b < nb; b += 32) {
+        const uint8_t *w = row + (uint64_t)b * Q4_BLOCK_BYTES, *x = xq + (uint64_t)b * Q8_BLOCK_BYTES;
+        const int8_t *xs = (const int8_t *)(x + 2);
+        int32_t acc = 0;
+        for (int i = 0; i < 16; i++) acc += ((w[2 + i] & 15) - 8) * xs[i] + ((w[2 + i] >> 4) - 8) * xs[i + 16];
+        terms[b] = __fmul_rn((float)acc, __fmul_rn(f16_bits_to_f32(w), f16_bits_to_f32(x)));
     }
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    __syncwarp();
+    float s = 0.0f;
+    if (lane == 0)
+        for (uint32_t b = 0; b < nb; b++) s = __fadd_rn(s, terms[b]);
+    __syncwarp(); // terms[] is reused by the warp's next row
     return s;
 }
 
-__global__ static void k_gate_up(const uint8_t *page, uint32_t hidden, uint32_t k, const float *x, float *act) {
-    uint32_t j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    if (j >= k) return;
-    uint64_t rb = (uint64_t)hidden / QBLOCK * Q4_BLOCK_BYTES;
-    float g = warp_dot_q4(page + j * rb, x, hidden);
-    float u = warp_dot_q4(page + ((uint64_t)k + j) * rb, x, hidden);
-    if (threadIdx.x % 32 == 0) act[j] = g / (1.0f + expf(-g)) * u;
+// act[j] = silu(gate_j · x) * (up_j · x), one warp per neuron j (vib3_swiglu_ref's expression)
+__global__ static void k_gate_up(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *xq, float *act) {
+    extern __shared__ float sh[];
+    const uint32_t warp = threadIdx.x / 32, j = blockIdx.x * WARPS + warp, nb = hidden / QBLOCK;
+    if (j >= k) return; // whole warp
+    const uint64_t rb = (uint64_t)nb * Q4_BLOCK_BYTES;
+    float *terms = sh + (size_t)warp * nb;
+    float g = warp_dot_q4_q8(page + (uint64_t)j * rb, xq, nb, terms);
+    float u = warp_dot_q4_q8(page + ((uint64_t)k + j) * rb, xq, nb, terms);
+    if (threadIdx.x % 32 == 0) act[j] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
 }
 
-__global__ static void k_down(const uint8_t *page, uint32_t hidden, uint32_t k, const float *act, float weight,
-                              float *out) {
-    uint32_t i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    if (i >= hidden) return;
-    uint64_t rb = (uint64_t)hidden / QBLOCK * Q4_BLOCK_BYTES, db = (uint64_t)k / QBLOCK * Q4_BLOCK_BYTES;
-    float s = warp_dot_q4(page + 2 * (uint64_t)k * rb + i * db, act, k);
-    if (threadIdx.x % 32 == 0) out[i] += weight * s;
+// act -> Q8_0 blocks as vib3_quantize_q8_0_ref: d = amax / 127, q = roundf(x * (1 / d)), one warp per block
+__global__ static void k_quant_q8(const float *act, uint32_t k, uint8_t *actq) {
+    const uint32_t lane = threadIdx.x % 32, b = blockIdx.x * WARPS + threadIdx.x / 32;
+    if (b >= k / QBLOCK) return; // whole warp
+    float x = act[(uint64_t)b * QBLOCK + lane], amax = fabsf(x);
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    float d = __fdiv_rn(amax, 127.0f), id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+    uint8_t *blk = actq + (uint64_t)b * Q8_BLOCK_BYTES;
+    blk[2 + lane] = (uint8_t)(int8_t)roundf(__fmul_rn(x, id));
+    if (lane == 0) {
+        unsigned short h = __half_as_ushort(__float2half_rn(d));
+        blk[0] = (uint8_t)(h & 0xff);
+        blk[1] = (uint8_t)(h >> 8);
+    }
 }
 
-static vib3_err page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons,
-                                          const float *x, float weight, float *out) {
+// y[i] = weight * (down_i · actq), one warp per output row i (page_down's scale * yb[i])
+__global__ static void k_down(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *actq, float weight,
+                              float *y) {
+    extern __shared__ float sh[];
+    const uint32_t warp = threadIdx.x / 32, i = blockIdx.x * WARPS + warp, nbk = k / QBLOCK;
+    if (i >= hidden) return; // whole warp
+    const uint64_t rb = (uint64_t)(hidden / QBLOCK) * Q4_BLOCK_BYTES, db = (uint64_t)nbk * Q4_BLOCK_BYTES;
+    float s = warp_dot_q4_q8(page + 2 * (uint64_t)k * rb + (uint64_t)i * db, actq, nbk, sh + (size_t)warp * nbk);
+    if (threadIdx.x % 32 == 0) y[i] = __fmul_rn(weight, s);
+}
+
+enum { PF_DONE = 0, PF_ABSENT, PF_SHAPE, PF_CUDA };
+
+static int page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t k, const void *xq, float weight,
+                           float *out) {
     const uint8_t *d = (const uint8_t *)lookup_locked(v, page);
-    if (!d) return vib3_err_set(VIB3_ERR_NOT_FOUND, "cuda: page %llu is not resident in VRAM", (unsigned long long)page);
-    if (hidden > v->max_hidden || n_neurons > v->max_neurons || hidden % QBLOCK || n_neurons % QBLOCK)
-        return vib3_err_set(VIB3_ERR_INVALID, "cuda: page %llu: hidden %u, neurons %u", (unsigned long long)page,
-                            hidden, n_neurons);
+    if (!d) return PF_ABSENT;
+    if (hidden == 0 || k == 0 || hidden > v->max_hidden || k > v->max_neurons || hidden % QBLOCK || k % QBLOCK ||
+        3ull * k * (hidden / QBLOCK) * Q4_BLOCK_BYTES > v->slot_bytes)
+        return PF_SHAPE;
     cudaError_t e;
-    if ((e = cudaMemcpyAsync(v->d_x, x, hidden * sizeof(float), cudaMemcpyHostToDevice, v->stream)) != cudaSuccess ||
-        (e = cudaMemcpyAsync(v->d_out, out, hidden * sizeof(float), cudaMemcpyHostToDevice, v->stream)) != cudaSuccess)
-        return cuda_fail(e, "page ffn inputs");
-    const int warps = 8;
-    k_gate_up<<<(n_neurons + warps - 1) / warps, warps * 32, 0, v->stream>>>(d, hidden, n_neurons, v->d_x, v->d_act);
-    k_down<<<(hidden + warps - 1) / warps, warps * 32, 0, v->stream>>>(d, hidden, n_neurons, v->d_act, weight, v->d_out);
-    if ((e = cudaGetLastError()) != cudaSuccess) return cuda_fail(e, "page ffn kernels");
-    if ((e = cudaMemcpyAsync(out, v->d_out, hidden * sizeof(float), cudaMemcpyDeviceToHost, v->stream)) != cudaSuccess ||
-        (e = cudaStreamSynchronize(v->stream)) != cudaSuccess)
-        return cuda_fail(e, "page ffn output");
+    const char *what = "page ffn: input copy";
+    if ((e = cudaSetDevice(v->device)) != cudaSuccess) {
+        what = "page ffn: cudaSetDevice";
+        goto fail;
+    }
+    if ((e = cudaMemcpyAsync(v->d_x, xq, (size_t)hidden / QBLOCK * Q8_BLOCK_BYTES, cudaMemcpyHostToDevice,
+                             v->stream)) != cudaSuccess)
+        goto fail;
+    {
+        const unsigned threads = WARPS * 32, down_threads = v->inject ? 2048u : threads; // 2048 > any device's limit
+        v->inject = 0;
+        k_gate_up<<<(k + WARPS - 1) / WARPS, threads, WARPS * (hidden / QBLOCK) * sizeof(float), v->stream>>>(
+            d, hidden, k, v->d_x, v->d_act);
+        k_quant_q8<<<(k / QBLOCK + WARPS - 1) / WARPS, threads, 0, v->stream>>>(v->d_act, k, v->d_actq);
+        k_down<<<(hidden + WARPS - 1) / WARPS, down_threads, WARPS * (k / QBLOCK) * sizeof(float), v->stream>>>(
+            d, hidden, k, v->d_actq, weight, v->d_out);
+        what = "page ffn: kernel launch";
+        if ((e = cudaGetLastError()) != cudaSuccess) goto fail;
+    }
+    what = "page ffn: output copy";
+    if ((e = cudaMemcpyAsync(v->h_out, v->d_out, hidden * sizeof(float), cudaMemcpyDeviceToHost, v->stream)) !=
+        cudaSuccess)
+        goto fail;
+    what = "page ffn: stream synchronize";
+    if ((e = cudaStreamSynchronize(v->stream)) != cudaSuccess) goto fail;
+    for (uint32_t i = 0; i < hidden; i++) out[i] += v->h_out[i]; // out[i] += scale * y[i], as page_down
     v->st.kernel_calls++;
-    return VIB3_OK;
+    return PF_DONE;
+fail:
+    disable_locked(v, e, what);
+    return PF_CUDA;
+}
+
+extern "C" int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons,
+                                         const void *xq, float weight, float *out) {
+    pthread_mutex_lock(&v->mu);
+    int r = page_ffn_locked(v, page, hidden, n_neurons, xq, weight, out);
+    pthread_mutex_unlock(&v->mu);
+    return r == PF_DONE;
 }
 
 extern "C" vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons,
-                                          const float *x, float weight, float *out) {
+                                          const void *xq, float weight, float *out) {
     pthread_mutex_lock(&v->mu);
-    vib3_err rc = page_ffn_locked(v, page, hidden, n_neurons, x, weight, out);
+    int r = page_ffn_locked(v, page, hidden, n_neurons, xq, weight, out);
+    char last[sizeof v->st.last_error];
+    memcpy(last, v->st.last_error, sizeof last);
+    int disabled = v->disabled;
     pthread_mutex_unlock(&v->mu);
-    return rc;
+    switch (r) {
+    case PF_DONE: return VIB3_OK;
+    case PF_ABSENT:
+        return vib3_err_set(VIB3_ERR_NOT_FOUND, "cuda: page %llu is not resident in VRAM%s", (unsigned long long)page,
+                            disabled ? " (the VRAM tier is disabled)" : "");
+    case PF_SHAPE:
+        return vib3_err_set(VIB3_ERR_INVALID, "cuda: page %llu: hidden %u, neurons %u: not what the kernel takes "
+                            "(multiples of 32 within the pool's %u / %u)", (unsigned long long)page, hidden,
+                            n_neurons, v->max_hidden, v->max_neurons);
+    default: return vib3_err_set(VIB3_ERR_IO, "%s", last);
+    }
 }
 
 extern "C" void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s) {
+    pthread_mutex_lock(&v->mu);
     *s = v->st;
     s->slots_used = v->used;
+    s->disabled = v->disabled;
+    pthread_mutex_unlock(&v->mu);
 }
 
-// ---- CPU reference ------------------------------------------------------------
-static float h2f(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, ex = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (ex == 0x1f) bits = sign | 0x7f800000u | (man << 13);
-    else if (ex != 0) bits = sign | ((ex + 112) << 23) | (man << 13);
-    else if (man == 0) bits = sign;
-    else {
-        int k = -1;
-        do { man <<= 1; k++; } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - k) << 23) | ((man & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static float dot_q4_ref(const uint8_t *row, const float *x, uint32_t n) {
-    float s = 0.0f;
-    for (uint32_t b = 0; b < n / QBLOCK; b++) {
-        const uint8_t *blk = row + (uint64_t)b * Q4_BLOCK_BYTES;
-        float d = h2f((uint16_t)(blk[0] | blk[1] << 8)), t = 0.0f;
-        for (int i = 0; i < 16; i++)
-            t += (float)((blk[2 + i] & 15) - 8) * x[b * QBLOCK + i] + (float)((blk[2 + i] >> 4) - 8) * x[b * QBLOCK + i + 16];
-        s += d * t;
-    }
-    return s;
-}
-
-extern "C" void vib3_q4_page_ffn_ref(const void *page_v, uint32_t hidden, uint32_t k, const float *x, float weight,
-                                     float *out) {
-    const uint8_t *page = (const uint8_t *)page_v;
-    uint64_t rb = (uint64_t)hidden / QBLOCK * Q4_BLOCK_BYTES, db = (uint64_t)k / QBLOCK * Q4_BLOCK_BYTES;
-    float act[4096];
-    float *a = k <= 4096 ? act : (float *)malloc(k * sizeof(float));
-    if (!a) return;
-    for (uint32_t j = 0; j < k; j++) {
-        float g = dot_q4_ref(page + j * rb, x, hidden), u = dot_q4_ref(page + ((uint64_t)k + j) * rb, x, hidden);
-        a[j] = g / (1.0f + expf(-g)) * u;
-    }
-    for (uint32_t i = 0; i < hidden; i++) out[i] += weight * dot_q4_ref(page + 2 * (uint64_t)k * rb + i * db, a, k);
-    if (a != act) free(a);
+extern "C" void vib3_vram_inject_launch_error(vib3_vram *v) {
+    pthread_mutex_lock(&v->mu);
+    v->inject = 1;
+    pthread_mutex_unlock(&v->mu);
 }

@@ -3,7 +3,7 @@
  * Built only with `make CUDA=1` (the .cu files of cuda/ by nvcc); C callers guard every
  * use with #ifdef VIB3_CUDA. Without a device vib3_cuda_device_count()
  * returns 0 and vib3_vram_open() fails with VIB3_ERR_UNSUPPORTED: the CPU
- * path serves everything.
+ * path serves everything. docs/CUDA.md says what runs where.
  *
  * Pool: budget_bytes / slot_bytes slots (at most VIB3_VRAM_SLOTS_MAX) carved
  * from one cudaMalloc at open, a direct index page -> slot, one event per
@@ -15,10 +15,18 @@
  * frequency count) is replaced, and only by a hotter page.
  *
  * Kernel: out += weight * down · (silu(gate·x) ⊙ (up·x)) for one Q4_0 page
- * (gate (K, hidden) | up (K, hidden) | down (hidden, K), ggml block_q4_0),
- * x and out f32; one warp per neuron, then one warp per output row.
- * vib3_q4_page_ffn_ref() is the CPU reference with the same arithmetic order
- * per neuron (f32 accumulation), used by tests/cuda/.
+ * (gate (K, hidden) | up (K, hidden) | down (hidden, K), ggml block_q4_0)
+ * with the CPU's numerics (simd/kernels_ref.c, vib3_page_ffn_q4_0_ref): x is
+ * the Q8_0 blocks the CPU kernels take, each 32-element block is an integer
+ * dot product times d_w * d_x, the block terms are summed in block order
+ * without FMA contraction, the activations are re-quantized to Q8_0 with the
+ * same rounding before down, and out[i] += (weight * s) is added on the host.
+ * Only expf() (CUDA's, <= 2 ulp) can differ from the CPU reference.
+ *
+ * Errors: any CUDA error in promote or in a page product disables the pool
+ * for good (one line on stderr naming the call and the CUDA error); from then
+ * on lookup returns NULL, promote does nothing and the CPU computes every
+ * page. The page whose product failed has not touched `out`.
  */
 #ifndef VIB3_CUDA_VRAM_H
 #define VIB3_CUDA_VRAM_H
@@ -40,8 +48,11 @@ typedef struct vib3_vram_stats {
     uint64_t slots_total, slots_used;
     uint64_t promotions, replacements, rejected; /* rejected: not hotter than the coldest slot */
     uint64_t bytes_copied;
-    uint64_t kernel_calls;
+    uint64_t kernel_calls;   /* page products done on the GPU */
+    uint64_t errors;         /* CUDA errors seen (the first one disables the pool) */
+    int disabled;            /* 1 after a CUDA error: the CPU serves everything */
     char device[64];
+    char last_error[160];    /* the message printed when the pool was disabled */
 } vib3_vram_stats;
 
 int vib3_cuda_device_count(void);
@@ -49,22 +60,28 @@ int vib3_cuda_device_count(void);
 vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint64_t slot_bytes, uint64_t n_pages,
                         uint32_t max_hidden, uint32_t max_neurons);
 void vib3_vram_close(vib3_vram *v);
-/* page-lock a host region (the frames) so copies from it are asynchronous; 0 on success */
+/* page-lock a host region (the frames) so copies from it are asynchronous */
 vib3_err vib3_vram_register_host(vib3_vram *v, void *base, uint64_t bytes);
 /* start copying page (bytes from host) into a slot if it is hot enough; never blocks on the copy */
 vib3_err vib3_vram_promote(vib3_vram *v, uint64_t page, const void *host, uint64_t bytes, uint32_t heat);
 /* block until page's copy (if any) has finished reading its host frame */
 void vib3_vram_wait(vib3_vram *v, uint64_t page);
-/* device pointer of a resident, completely copied page; NULL otherwise */
+/* device pointer of a resident, completely copied page; NULL otherwise (and always once disabled) */
 const void *vib3_vram_lookup(vib3_vram *v, uint64_t page);
-/* out (hidden) += weight * page_ffn(x (hidden)); x and out in host memory; page must be resident */
-vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons, const float *x,
+/* out (hidden, f32, host) += weight * page_ffn(xq); xq: hidden / 32 vib3_block_q8_0 in host memory.
+ * VIB3_ERR_NOT_FOUND when the page is not resident (or the pool is disabled), VIB3_ERR_IO on a CUDA
+ * error (the pool is then disabled); out is unchanged on any error. */
+vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons, const void *xq,
                                float weight, float *out);
+/* the runtime's form: 1 when the GPU did the page (out updated), 0 when the caller must compute it on
+ * the CPU (not resident, shape the kernel does not take, pool disabled, or a CUDA error just now);
+ * sets no error message on the per-token path */
+int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons, const void *xq,
+                              float weight, float *out);
 void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s);
-
-/* CPU reference of the kernel (always available in CUDA builds) */
-void vib3_q4_page_ffn_ref(const void *page, uint32_t hidden, uint32_t n_neurons, const float *x, float weight,
-                          float *out);
+/* tests: make the next page product launch its down kernel with an invalid configuration (a real
+ * cudaErrorInvalidConfiguration from the runtime), to exercise the fall-back */
+void vib3_vram_inject_launch_error(vib3_vram *v);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,9 @@
 
 #include "runtime/model.h"
 #include "runtime/vexpert.h"
+#ifdef VIB3_CUDA
+#include "cuda/vram.h"   /* T1: Q4_0 pages resident in VRAM run on the GPU (docs/CUDA.md) */
+#endif
 
 /* ==== routing ============================================================== */
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -204,6 +207,13 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
             break;
         }
         if (cnt == 1) {
+#ifdef VIB3_CUDA
+            /* single row: a Q4_0 page with a finished VRAM copy runs on the GPU, into the same acc;
+             * 0 back (absent, disabled, CUDA error) = the CPU computes it */
+            void *vr = dt == VIB3_DTYPE_Q4_0 ? vib3_pages_vram(e->pages) : NULL;
+            if (!vr || !vib3_vram_try_page_ffn_q4(vr, pi, h, pe->n_neurons, xs + (size_t)rows[0] * xrb, w[0],
+                                                  acc + (size_t)rows[0] * h))
+#endif
             e->ops->page_ffn[dt](page, h, pe->n_neurons, xs + (size_t)rows[0] * xrb, w[0], acc + (size_t)rows[0] * h);
         } else if (cnt == n) {   /* every row, in order (dense or shared slot) */
             e->ops->page_ffn_batch[dt](page, h, pe->n_neurons, xs, xrb, n, w, acc, h, scratch->page_scratch);
