@@ -132,11 +132,13 @@ static void fill_ref(vib3_simd_ops *o) {
     o->dequant[VIB3_DTYPE_BF16] = vib3_dequant_bf16_ref;
     o->dequant[VIB3_DTYPE_Q8_0] = vib3_dequant_q8_0_ref;
     o->dequant[VIB3_DTYPE_Q4_0] = vib3_dequant_q4_0_ref;
+    o->dequant[VIB3_DTYPE_Q4_K16] = vib3_dequant_q4_k16_ref;
     FILL_DTYPE(o, f32, VIB3_DTYPE_F32, ref);
     FILL_DTYPE(o, f16, VIB3_DTYPE_F16, ref);
     FILL_DTYPE(o, bf16, VIB3_DTYPE_BF16, ref);
     FILL_DTYPE(o, q8_0, VIB3_DTYPE_Q8_0, ref);
     FILL_DTYPE(o, q4_0, VIB3_DTYPE_Q4_0, ref);
+    FILL_DTYPE(o, q4_k16, VIB3_DTYPE_Q4_K16, ref);
     o->rmsnorm = vib3_rmsnorm_ref;
     o->rope = vib3_rope_ref;
     o->softmax = vib3_softmax_ref;

@@ -76,6 +76,25 @@ void vib3_dequant_q4_0_ref(const void *x, float *y, size_t n) {
     }
 }
 
+/* one row of n elements (n % 32 == 0) */
+void vib3_dequant_q4_k16_ref(const void *x, float *y, size_t n) {
+    const uint8_t *p = x;
+    for (size_t b = 0; b < n / VIB3_QBLOCK;) {
+        size_t c = n / VIB3_QBLOCK - b < 8 ? n / VIB3_QBLOCK - b : 8;
+        float d = vib3_f16_to_f32((uint16_t)(p[0] | p[1] << 8)), dm = vib3_f16_to_f32((uint16_t)(p[2] | p[3] << 8));
+        p += VIB3_Q4K16_HEAD_BYTES;
+        for (size_t i = 0; i < c; i++, b++, p += VIB3_Q4K16_CHUNK_BYTES) {
+            int sc[2], mn[2];
+            vib3_q4k16_unpack(p, sc, mn);
+            const uint8_t *qs = p + 3;
+            for (int j = 0; j < 16; j++) {
+                y[b * 32 + j] = d * (float)sc[0] * (float)(qs[j] & 15) - dm * (float)mn[0];
+                y[b * 32 + j + 16] = d * (float)sc[1] * (float)(qs[j] >> 4) - dm * (float)mn[1];
+            }
+        }
+    }
+}
+
 /* ==== row dot products ===================================================== */
 static float dot_row_f32(const void *w, const float *x, size_t n) {
     const float *r = w;
@@ -117,6 +136,31 @@ static float dot_row_q4_0(const void *w, const vib3_block_q8_0 *x, size_t n) {
     return s;
 }
 
+static float dot_row_q4_k16(const void *w, const vib3_block_q8_0 *x, size_t n) {
+    const uint8_t *p = w;
+    float s = 0;
+    for (size_t b = 0; b < n / VIB3_QBLOCK;) {
+        size_t c = n / VIB3_QBLOCK - b < 8 ? n / VIB3_QBLOCK - b : 8;
+        float d = vib3_f16_to_f32((uint16_t)(p[0] | p[1] << 8)), dm = vib3_f16_to_f32((uint16_t)(p[2] | p[3] << 8));
+        p += VIB3_Q4K16_HEAD_BYTES;
+        for (size_t i = 0; i < c; i++, b++, p += VIB3_Q4K16_CHUNK_BYTES) {
+            int sc[2], mn[2];
+            vib3_q4k16_unpack(p, sc, mn);
+            const uint8_t *qs = p + 3;
+            int32_t s0 = 0, s1 = 0, t0 = 0, t1 = 0;
+            for (int j = 0; j < 16; j++) {
+                s0 += (qs[j] & 15) * x[b].qs[j];
+                s1 += (qs[j] >> 4) * x[b].qs[j + 16];
+                t0 += x[b].qs[j];
+                t1 += x[b].qs[j + 16];
+            }
+            s += vib3_f16_to_f32(x[b].d) *
+                 (d * (float)(sc[0] * s0 + sc[1] * s1) - dm * (float)(mn[0] * t0 + mn[1] * t1));
+        }
+    }
+    return s;
+}
+
 #define REF_MAT(dt, DT, XT)                                                                                       \
     void vib3_matvec_##dt##_ref(const void *w, size_t cols, const void *x, float *y, size_t r0, size_t r1) {     \
         size_t rb = (size_t)vib3_dtype_row_bytes(DT, cols);                                                       \
@@ -132,6 +176,7 @@ REF_MAT(f16, VIB3_DTYPE_F16, float)
 REF_MAT(bf16, VIB3_DTYPE_BF16, float)
 REF_MAT(q8_0, VIB3_DTYPE_Q8_0, vib3_block_q8_0)
 REF_MAT(q4_0, VIB3_DTYPE_Q4_0, vib3_block_q8_0)
+REF_MAT(q4_k16, VIB3_DTYPE_Q4_K16, vib3_block_q8_0)
 
 /* ==== page kernels (page_impl.h over the reference mat-vec) ================= */
 #define PAGE_ISA ref
@@ -143,6 +188,7 @@ VIB3_PAGE_DEFINE(f16, VIB3_DTYPE_F16)
 VIB3_PAGE_DEFINE(bf16, VIB3_DTYPE_BF16)
 VIB3_PAGE_DEFINE(q8_0, VIB3_DTYPE_Q8_0)
 VIB3_PAGE_DEFINE(q4_0, VIB3_DTYPE_Q4_0)
+VIB3_PAGE_DEFINE(q4_k16, VIB3_DTYPE_Q4_K16)
 
 /* ==== element-wise ========================================================= */
 void vib3_rmsnorm_ref(float *y, const float *x, const float *w, size_t n, float eps) {

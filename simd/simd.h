@@ -24,6 +24,10 @@
  *   - no kernel allocates; scratch is on the stack (bounded by the limits
  *     below) or passed in by the caller.
  *
+ * Q4_K16 x Q8_0 (vib3_format.h): per 32-element chunk the exact integer sums
+ * S_g = sum q*qx and T_g = sum qx over each 16-element group g, then
+ * dx * (d * (sc0 S0 + sc1 S1) - dmin * (mn0 T0 + mn1 T1)) summed in f32.
+ *
  * Numerics: Q4_0 x Q8_0 and Q8_0 x Q8_0 follow ggml's vec_dot_q4_0_q8_0:
  * per block an exact integer dot product times d_w * d_x, summed in f32; the
  * variants differ from _ref only in f32 summation order.
@@ -180,7 +184,9 @@ const vib3_simd_ops *vib3_simd_ref(void);
 bool vib3_simd_self_check(const vib3_simd_ops *ops);
 
 /* true when matvec/matmul/page kernels of dtype t take Q8_0 activations */
-static inline bool vib3_simd_x_is_q8(vib3_dtype t) { return t == VIB3_DTYPE_Q4_0 || t == VIB3_DTYPE_Q8_0; }
+static inline bool vib3_simd_x_is_q8(vib3_dtype t) {
+    return t == VIB3_DTYPE_Q4_0 || t == VIB3_DTYPE_Q8_0 || t == VIB3_DTYPE_Q4_K16;
+}
 /* bytes of one activation row of n elements for dtype t's kernels */
 static inline size_t vib3_simd_x_row_bytes(vib3_dtype t, size_t n) {
     return vib3_simd_x_is_q8(t) ? n / VIB3_QBLOCK * sizeof(vib3_block_q8_0) : n * sizeof(float);
@@ -239,6 +245,7 @@ void vib3_dequant_f16_ref(const void *x, float *y, size_t n);
 void vib3_dequant_bf16_ref(const void *x, float *y, size_t n);
 void vib3_dequant_q8_0_ref(const void *x, float *y, size_t n);
 void vib3_dequant_q4_0_ref(const void *x, float *y, size_t n);
+void vib3_dequant_q4_k16_ref(const void *x, float *y, size_t n); /* one row of n elements */
 #define VIB3_SIMD_DECL_DTYPE_(suffix, isa)                                                                     \
     void vib3_matvec_##suffix##_##isa(const void *w, size_t cols, const void *x, float *y, size_t r0, size_t r1); \
     void vib3_matmul_##suffix##_##isa(const void *w, size_t cols, const void *x, size_t x_stride, size_t n_b,    \
@@ -256,6 +263,7 @@ VIB3_SIMD_DECL_DTYPE_(f16, ref)
 VIB3_SIMD_DECL_DTYPE_(bf16, ref)
 VIB3_SIMD_DECL_DTYPE_(q8_0, ref)
 VIB3_SIMD_DECL_DTYPE_(q4_0, ref)
+VIB3_SIMD_DECL_DTYPE_(q4_k16, ref)
 void vib3_rmsnorm_ref(float *y, const float *x, const float *w, size_t n, float eps);
 void vib3_rope_ref(float *x, size_t n_heads, size_t head_dim, size_t rope_dim, const float *cos, const float *sin,
                    bool interleaved);

@@ -3,7 +3,7 @@
 
 #include "format/vib3_format.h"
 
-static const char *const dtype_names[VIB3_DTYPE_COUNT_] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+static const char *const dtype_names[VIB3_DTYPE_COUNT_] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k16"};
 
 uint64_t vib3_dtype_row_bytes(vib3_dtype t, uint64_t n) {
     switch (t) {
@@ -12,6 +12,10 @@ uint64_t vib3_dtype_row_bytes(vib3_dtype t, uint64_t n) {
     case VIB3_DTYPE_BF16: return n > UINT64_MAX / 2 ? 0 : n * 2;
     case VIB3_DTYPE_Q8_0: return n % VIB3_QBLOCK ? 0 : n / VIB3_QBLOCK * sizeof(vib3_block_q8_0);
     case VIB3_DTYPE_Q4_0: return n % VIB3_QBLOCK ? 0 : n / VIB3_QBLOCK * sizeof(vib3_block_q4_0);
+    case VIB3_DTYPE_Q4_K16:
+        if (n % VIB3_QBLOCK || n > UINT64_MAX / 2) return 0;
+        return (n + VIB3_Q4K16_SUPER - 1) / VIB3_Q4K16_SUPER * VIB3_Q4K16_HEAD_BYTES +
+               n / VIB3_QBLOCK * VIB3_Q4K16_CHUNK_BYTES;
     default: return 0;
     }
 }

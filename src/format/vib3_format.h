@@ -53,6 +53,7 @@ typedef enum vib3_dtype {
     VIB3_DTYPE_BF16 = 2,
     VIB3_DTYPE_Q8_0 = 3, /* ggml block_q8_0: f16 d, int8 qs[32]; x = d * q */
     VIB3_DTYPE_Q4_0 = 4, /* ggml block_q4_0: f16 d, u8 qs[16]; x[i] = d*((qs[i]&15)-8), x[i+16] = d*((qs[i]>>4)-8) */
+    VIB3_DTYPE_Q4_K16 = 5, /* 4-bit asymmetric, groups of 16, 6-bit sub-scales in super-blocks of <= 256 (below) */
     VIB3_DTYPE_COUNT_
 } vib3_dtype;
 
@@ -69,6 +70,38 @@ typedef struct vib3_block_q8_0 {
     int8_t qs[32];
 } vib3_block_q8_0;
 _Static_assert(sizeof(vib3_block_q8_0) == 34, "block_q8_0 is 34 bytes (ggml)");
+
+/* Q4_K16 — the default expert dtype (docs/FORMAT.md "Q4_K16" says why: on tinymix-brown it
+ * halves Q4_0's KL divergence for 0.375 more bits per weight). K-quant style, but
+ * groups of 16 and super-blocks that may be short, so any row of n % 32 == 0 works
+ * (ggml's Q4_K needs n % 256 == 0; hidden 192 or a 64-neuron page is not).
+ *
+ * A row is super-blocks of 256 elements, the last one holding n % 256 (a multiple of
+ * 32) when that is not 0. A super-block of m = 32 c elements (1 <= c <= 8) is
+ * 4 + 19 c bytes, packed:
+ *     uint16 d, dmin          f16 super scale and super min scale
+ *     c chunks of 19 bytes    chunk i covers elements 32 i .. 32 i + 31:
+ *         uint8 sm[3]         6-bit sub-scales / sub-mins of the chunk's two groups:
+ *                             sc0 = sm[0] & 63, sc1 = sm[1] & 63, mn0 = sm[2] & 63,
+ *                             mn1 = sm[0] >> 6 | (sm[1] >> 6) << 2 | (sm[2] >> 6) << 4
+ *         uint8 qs[16]        element j < 16: qs[j] & 15 (group 0); element j + 16: qs[j] >> 4 (group 1)
+ *     x = d * sc_g * q - dmin * mn_g      (q in 0..15)
+ * row bytes = 4 ceil(n / 256) + 19 n / 32: 4.875 bits per weight at n = 256. */
+#define VIB3_Q4K16_SUPER 256u
+#define VIB3_Q4K16_HEAD_BYTES 4u
+#define VIB3_Q4K16_CHUNK_BYTES 19u
+/* the chunk's sub-scales and sub-mins: sc[0..1], mn[0..1] in 0..63 */
+static inline void vib3_q4k16_unpack(const uint8_t *sm, int *sc, int *mn) {
+    sc[0] = sm[0] & 63;
+    sc[1] = sm[1] & 63;
+    mn[0] = sm[2] & 63;
+    mn[1] = (sm[0] >> 6) | ((sm[1] >> 6) << 2) | ((sm[2] >> 6) << 4);
+}
+static inline void vib3_q4k16_pack(uint8_t *sm, const int *sc, const int *mn) {
+    sm[0] = (uint8_t)((sc[0] & 63) | (mn[1] & 3) << 6);
+    sm[1] = (uint8_t)((sc[1] & 63) | ((mn[1] >> 2) & 3) << 6);
+    sm[2] = (uint8_t)((mn[0] & 63) | ((mn[1] >> 4) & 3) << 6);
+}
 
 /* bytes of one row of n elements of dtype; 0 when n is not a whole number of blocks */
 uint64_t vib3_dtype_row_bytes(vib3_dtype t, uint64_t n);
