@@ -219,24 +219,39 @@ static const char *tinymix_q4(void) {
 
 #define GEN 48
 
-/* greedy ids after a fixed prompt; backend "mmap" (no VRAM tier) or "frames" (the tier when a
- * device is present); inject_after >= 0: force a CUDA error after that many generated tokens */
-static int greedy(const char *model, const char *backend, int inject_after, uint32_t *ids, vib3_vram_stats *vs) {
-    setenv("VIB3_PAGES_BACKEND", backend, 1);
+typedef struct decode_run {
+    const char *backend;    /* "mmap" (no VRAM tier) or "frames" (the tier when a device is present) */
+    uint64_t vram_budget;   /* cfg.vram_budget_bytes: 0 = auto; 1 = too small for a page: no pool */
+    int inject_after;       /* >= 0: force a CUDA error before decoding that generated token */
+    uint32_t threads, warm; /* warm: untimed decode steps before the timed ones */
+    /* out */
+    double tok_s;           /* timed decode steps per second */
+    vib3_vram_stats vs;     /* zeros when no pool */
+} decode_run;
+
+/* greedy ids after a fixed prompt: r->warm untimed then n timed decode steps, ids (warm + n) */
+static int decode(const char *model, decode_run *r, uint32_t n, uint32_t *ids) {
+    setenv("VIB3_PAGES_BACKEND", r->backend, 1);
     setenv("VIB3_EXPERT_BUDGET", "100%", 1); /* frames for every page, not 75% of RAM */
     vib3_config cfg;
     vib3_config_defaults(&cfg);
-    cfg.vram_budget_bytes = 64ull << 20;
-    vib3_engine_params ep = {.n_seq = 1, .ctx_size = 256, .batch_size = 8, .threads = 2,
+    cfg.vram_budget_bytes = r->vram_budget;
+    vib3_engine_params ep = {.n_seq = 1, .ctx_size = 512, .batch_size = 8, .threads = r->threads,
                              .flags = VIB3_ENGINE_NO_TOKENIZER};
     vib3_engine *e = NULL;
     vib3_seq *s = NULL;
     int ok = 0;
-    memset(vs, 0, sizeof *vs);
+    memset(&r->vs, 0, sizeof r->vs);
+    r->tok_s = 0;
     CHECK_OK(vib3_engine_open(&e, model, &cfg, &ep));
     unsetenv("VIB3_PAGES_BACKEND");
     unsetenv("VIB3_EXPERT_BUDGET");
     if (!e) return 0;
+    vib3_pages_stats ps;
+    vib3_pages_stats_get(vib3_engine_pages(e), &ps);
+    CHECK_MSG(!strcmp(ps.backend, "mmap") == !strcmp(r->backend, "mmap"), "asked for %s, the pages run on %s",
+              r->backend, ps.backend);
+    void *vr = vib3_pages_vram(vib3_engine_pages(e));
     CHECK_OK(vib3_seq_acquire(e, &s));
     if (!s) goto out;
     static const uint32_t prompt[] = {1, 450, 3114, 310, 278, 4086, 29892, 920};
@@ -244,23 +259,28 @@ static int greedy(const char *model, const char *backend, int inject_after, uint
     uint32_t p[sizeof prompt / sizeof prompt[0]];
     for (uint32_t i = 0; i < np; i++) p[i] = prompt[i] % vocab;
     CHECK_OK(vib3_seq_prefill(s, p, np, NULL));
-    vib3_pages_stats ps;
-    vib3_pages_stats_get(vib3_engine_pages(e), &ps);
-    CHECK_MSG(!strcmp(ps.backend, "mmap") == !strcmp(backend, "mmap"), "asked for %s, the pages run on %s", backend,
-              ps.backend);
-    void *vr = vib3_pages_vram(vib3_engine_pages(e));
-    for (int t = 0; t < GEN; t++) {
+    uint64_t t0 = 0;
+    for (uint32_t t = 0; t < r->warm + n; t++) {
+        if (t == r->warm) t0 = vib3_now_ns();
         ids[t] = vib3_argmax(vib3_seq_logits(s), vocab);
-        if (t == inject_after && vr) vib3_vram_inject_launch_error(vr);
+        if ((int)t == r->inject_after && vr) vib3_vram_inject_launch_error(vr);
         vib3_err rc = vib3_seq_decode(s, ids[t]);
         CHECK_OK(rc);
         if (rc) goto out;
     }
-    if (vr) vib3_vram_stats_get(vr, vs);
+    r->tok_s = n ? n / ((double)(vib3_now_ns() - t0) * 1e-9) : 0;
+    if (vr) vib3_vram_stats_get(vr, &r->vs);
     ok = 1;
 out:
     if (s) vib3_seq_release(s);
     vib3_engine_close(e);
+    return ok;
+}
+
+static int greedy(const char *model, const char *backend, int inject_after, uint32_t *ids, vib3_vram_stats *vs) {
+    decode_run r = {.backend = backend, .vram_budget = 64ull << 20, .inject_after = inject_after, .threads = 2};
+    int ok = decode(model, &r, GEN, ids);
+    *vs = r.vs;
     return ok;
 }
 
@@ -302,5 +322,46 @@ TEST(no_device_engine_runs_on_cpu) {
     if (!greedy(m, "mmap", -1, a, &vs) || !greedy(m, "frames", -1, b, &vs)) return;
     CHECK_EQ_U64(vs.slots_total, 0); /* greedy() found no pool */
     for (int t = 0; t < GEN; t++) CHECK_MSG(a[t] == b[t], "token %d: mmap %u, frames %u", t, a[t], b[t]);
+}
+
+/* Decode benchmark, run by tests/cuda/device_run.sh: VIB3_CUDA_BENCH="name=model.vib3 ..." gives
+ * tok/s of the CPU (mmap), the CPU on frames (no pool) and the GPU tier (frames + VRAM) per model,
+ * VIB3_CUDA_BENCH_N timed tokens (default 64) after 16 warm-up ones, VIB3_CUDA_BENCH_THREADS
+ * threads (default: online cores); the three greedy token sequences must agree. */
+TEST(bench_decode_cpu_vs_gpu_tier) {
+    const char *list = getenv("VIB3_CUDA_BENCH");
+    if (!list || !*list) SKIP("set VIB3_CUDA_BENCH=\"name=model.vib3 ...\" (tests/cuda/device_run.sh does)");
+    const char *why = device_missing();
+    if (why) SKIP(why);
+    const char *ns = getenv("VIB3_CUDA_BENCH_N"), *ts = getenv("VIB3_CUDA_BENCH_THREADS");
+    uint32_t n = ns ? (uint32_t)atoi(ns) : 64, th = ts ? (uint32_t)atoi(ts) : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n == 0 || n > 400) n = 64;
+    const uint32_t warm = 16;
+    static uint32_t ids[3][16 + 400];
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", list);
+    printf("    | model | config | threads | decode tok/s | pages on GPU | promotions | VRAM slots |\n");
+    printf("    | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        const char *name = tok, *path = eq ? eq + 1 : tok;
+        if (eq) *eq = 0;
+        decode_run runs[3] = {{.backend = "mmap", .vram_budget = 1, .inject_after = -1, .threads = th, .warm = warm},
+                              {.backend = "frames", .vram_budget = 1, .inject_after = -1, .threads = th, .warm = warm},
+                              {.backend = "frames", .vram_budget = 0, .inject_after = -1, .threads = th, .warm = warm}};
+        static const char *label[3] = {"CPU (mmap)", "CPU (frames, no VRAM pool)", "GPU tier (frames + VRAM)"};
+        for (int c = 0; c < 3; c++) {
+            if (!decode(path, &runs[c], n, ids[c])) return;
+            printf("    | %s | %s | %u | %.2f | %llu | %llu | %llu |\n", name, label[c], th, runs[c].tok_s,
+                   (unsigned long long)runs[c].vs.kernel_calls, (unsigned long long)runs[c].vs.promotions,
+                   (unsigned long long)runs[c].vs.slots_total);
+            fflush(stdout);
+        }
+        CHECK_MSG(runs[2].vs.kernel_calls > 0, "%s: no page ran on the GPU", name);
+        CHECK_EQ_U64(runs[2].vs.errors, 0);
+        for (uint32_t t = 0; t < warm + n; t++)
+            CHECK_MSG(ids[0][t] == ids[2][t] && ids[1][t] == ids[0][t], "%s: token %u: cpu %u, frames %u, gpu tier %u",
+                      name, t, ids[0][t], ids[1][t], ids[2][t]);
+    }
 }
 #endif

@@ -1,0 +1,130 @@
+#!/bin/sh
+# tests/cuda/device_run.sh — the T1 (CUDA tier) check for a machine with an NVIDIA GPU, one command:
+#
+#   sh tests/cuda/device_run.sh [build] [test] [bench]      (no argument = all three)
+#
+#   build  make CUDA=1 into $BUILD (default build-cuda-dev): vib3, tests/cuda/test_cuda, gen_models
+#   test   the device tests of tests/cuda/test_cuda.c (kernel vs CPU reference on odd page
+#          shapes, promotion + lookup, whole-model greedy == CPU, forced CUDA error -> CPU)
+#   bench  decode tok/s, CPU vs GPU tier, on tinymix (q4) and on a generated Mixtral-shaped
+#          model (hidden 4096, ffn 14336, 8 experts top-2, $MIXTRAL_LAYERS layers, q4_0 experts):
+#          the in-process table of test_cuda's bench_decode_cpu_vs_gpu_tier (which also checks
+#          the three greedy token sequences agree) and `vib3 bench -p 0` rows with the tier off
+#          (CUDA_VISIBLE_DEVICES=) and on.
+#
+# Env: BUILD, JOBS (make -j, default nproc), THREADS (decode threads, default nproc), N_GEN (timed
+# tokens, default 64), MIXTRAL_LAYERS (default 2; each layer is 2.8 GB of BF16 to generate and
+# ~0.8 GB of Q4_0 pages), MIXTRAL_DIMS (hidden:ffn:experts, default 4096:14336:8; small values
+# check the script itself on a machine without a GPU), BENCH_DIR (models, default $BUILD/cuda-bench; reused when present),
+# VIB3_MODELS (the shared models directory; default ../shared/models or ./shared/models).
+# Exit status: 0 when every stage run passed, 1 when a stage failed, 2 when the machine cannot
+# run it (no nvcc and no prebuilt binaries, missing shared libraries).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd) || exit 2
+cd "$ROOT" || exit 2
+BUILD=${BUILD:-build-cuda-dev}
+NPROC=$(nproc 2>/dev/null || echo 4)
+JOBS=${JOBS:-$NPROC}
+THREADS=${THREADS:-$NPROC}
+N_GEN=${N_GEN:-64}
+MIXTRAL_LAYERS=${MIXTRAL_LAYERS:-2}
+MIXTRAL_DIMS=${MIXTRAL_DIMS:-4096:14336:8}
+BENCH_DIR=${BENCH_DIR:-$BUILD/cuda-bench}
+if [ -z "${VIB3_MODELS:-}" ]; then
+    for d in "$ROOT/../shared/models" "$ROOT/shared/models"; do [ -d "$d" ] && VIB3_MODELS=$d && break; done
+fi
+export BUILD VIB3_MODELS
+STAGES=${*:-build test bench}
+status=0
+no_device=0
+
+say() { echo; echo "== $* ($(date -u +%H:%M:%S) UTC, load avg $(cut -d' ' -f1-3 /proc/loadavg))"; }
+
+say "device"
+if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,memory.total,memory.free,driver_version --format=csv,noheader
+else
+    echo "no nvidia-smi on PATH"
+fi
+echo "cpu: $NPROC cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+
+case " $STAGES " in *" build "*)
+    say "build (make CUDA=1 BUILD=$BUILD -j$JOBS)"
+    if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] || command -v nvcc >/dev/null 2>&1; then
+        make --no-print-directory CUDA=1 BUILD="$BUILD" -j"$JOBS" "$BUILD/vib3" "$BUILD/tests/cuda/test_cuda" \
+            "$BUILD/tools/gen_models" >"$BUILD.make.log" 2>&1 || { tail -n 30 "$BUILD.make.log"; echo "build FAILED"; exit 1; }
+        echo "built (log: $BUILD.make.log)"
+    elif [ -x "$BUILD/vib3" ] && [ -x "$BUILD/tests/cuda/test_cuda" ]; then
+        echo "no nvcc here: using the prebuilt $BUILD (carried from a machine with nvcc)"
+    else
+        echo "no nvcc and no prebuilt $BUILD/vib3: build with 'make CUDA=1 BUILD=$BUILD' where nvcc is and carry $BUILD"
+        exit 2
+    fi
+    ;;
+esac
+
+for b in "$BUILD/vib3" "$BUILD/tests/cuda/test_cuda"; do
+    [ -x "$b" ] || { echo "$b missing: run the build stage"; exit 2; }
+    missing=$(ldd "$b" 2>/dev/null | grep 'not found')
+    [ -z "$missing" ] || { echo "$b: shared libraries missing on this machine:"; echo "$missing"; exit 2; }
+done
+cuda_line=$("$BUILD/vib3" hw | grep -i '^cuda')
+echo "$cuda_line"
+case "$cuda_line" in
+*"device(s)"*) ;;
+*) echo "WARNING: vib3 sees no CUDA device: the device tests SKIP and 'tier on' runs on the CPU"; no_device=1 ;;
+esac
+
+case " $STAGES " in *" test "*)
+    say "tests/cuda/test_cuda"
+    "$BUILD/tests/cuda/test_cuda" || status=1
+    ;;
+esac
+
+case " $STAGES " in *" bench "*)
+    say "bench models ($BENCH_DIR)"
+    mkdir -p "$BENCH_DIR" || exit 2
+    TM=$BENCH_DIR/tinymix-q4.vib3
+    MX=$BENCH_DIR/mixtral-shaped-$(echo "$MIXTRAL_DIMS" | tr : -)-l$MIXTRAL_LAYERS-q4.vib3
+    list=""
+    if [ ! -f "$TM" ] && [ -d "${VIB3_MODELS:-/nonexistent}/tinymix-brown" ]; then
+        "$BUILD/vib3" convert --model "$VIB3_MODELS/tinymix-brown" --output "$TM" --quant q4 --quiet || rm -f "$TM"
+    fi
+    [ -f "$TM" ] && list="tinymix=$TM" || echo "tinymix: no ${VIB3_MODELS:-shared models}/tinymix-brown; skipped"
+    if [ ! -f "$MX" ]; then
+        [ -x "$BUILD/tools/gen_models" ] || make --no-print-directory BUILD="$BUILD" CUDA=1 "$BUILD/tools/gen_models" >/dev/null
+        rm -rf "$BENCH_DIR/gen"
+        echo "generating the Mixtral-shaped model ($MIXTRAL_DIMS, $MIXTRAL_LAYERS layers) ..."
+        t0=$(date +%s)
+        if "$BUILD/tools/gen_models" "$BENCH_DIR/gen" "hf:mixtral:bf16:1:$MIXTRAL_DIMS:$MIXTRAL_LAYERS" >/dev/null &&
+           "$BUILD/vib3" convert --model "$BENCH_DIR/gen/mixtral-bf16" --output "$MX" --quant q4 --quiet; then
+            echo "generated and converted in $(( $(date +%s) - t0 )) s"
+        else
+            echo "mixtral-shaped: generation or conversion FAILED"; rm -f "$MX"; status=1
+        fi
+        rm -rf "$BENCH_DIR/gen"
+    fi
+    [ -f "$MX" ] && list="$list mixtral-shaped=$MX" && "$BUILD/vib3" info "$MX" | sed -n '1,6p'
+
+    if [ -n "$list" ]; then
+        say "decode: CPU vs GPU tier, in process (test_cuda bench_decode_cpu_vs_gpu_tier, $THREADS threads, $N_GEN tokens)"
+        VIB3_CUDA_BENCH="$list" VIB3_CUDA_BENCH_N="$N_GEN" VIB3_CUDA_BENCH_THREADS="$THREADS" \
+            "$BUILD/tests/cuda/test_cuda" bench_decode_cpu_vs_gpu_tier || status=1
+
+        say "decode: vib3 bench -p 0 -n $N_GEN -r 3 -t $THREADS (frames backend; tier off = CUDA_VISIBLE_DEVICES=)"
+        for m in $list; do
+            name=${m%%=*}; path=${m#*=}
+            printf '%s, tier off: ' "$name"
+            CUDA_VISIBLE_DEVICES= VIB3_PAGES_BACKEND=frames VIB3_EXPERT_BUDGET=100% \
+                "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' || status=1
+            printf '%s, tier on:  ' "$name"
+            VIB3_PAGES_BACKEND=frames VIB3_EXPERT_BUDGET=100% \
+                "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' || status=1
+        done
+    fi
+    ;;
+esac
+
+[ $status = 0 ] && [ $no_device = 1 ] && status=2
+say "done: $(case $status in 0) echo PASS ;; 1) echo FAIL ;; *) echo 'NOT RUN: no CUDA device' ;; esac)"
+exit $status
