@@ -33,6 +33,7 @@ struct vib3_vram {
     uint32_t n_slots, used;
     uint64_t n_pages;
     uint32_t *page_slot;     // host [n_pages]
+    uint8_t *page_pending;   // host [n_pages]: a copy from the host page may be in flight (atomic; read unlocked)
     uint64_t *slot_page;     // host [n_slots]; UINT64_MAX = empty
     uint32_t *slot_heat;     // host [n_slots]
     uint32_t heat_floor;     // lower bound of the coldest slot's heat once full (heats only grow)
@@ -44,6 +45,7 @@ struct vib3_vram {
     uint32_t max_hidden, max_neurons;
     void *registered;
     int disabled, inject;
+    uint64_t busy_skips;     // promotions skipped because the pool was busy (atomic)
     vib3_vram_stats st;
 };
 
@@ -112,11 +114,12 @@ extern "C" vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint6
     }
     snprintf(v->st.device, sizeof v->st.device, "%s", prop.name);
     v->page_slot = (uint32_t *)malloc(n_pages * sizeof(uint32_t));
+    v->page_pending = (uint8_t *)calloc(n_pages, 1);
     v->slot_page = (uint64_t *)calloc(n, sizeof(uint64_t));
     v->slot_heat = (uint32_t *)calloc(n, sizeof(uint32_t));
     v->slot_event = (cudaEvent_t *)calloc(n, sizeof(cudaEvent_t));
     v->slot_ready = (uint8_t *)calloc(n, 1);
-    if (!v->page_slot || !v->slot_page || !v->slot_heat || !v->slot_event || !v->slot_ready) {
+    if (!v->page_slot || !v->page_pending || !v->slot_page || !v->slot_heat || !v->slot_event || !v->slot_ready) {
         vib3_vram_close(v);
         return vib3_err_set(VIB3_ERR_NOMEM, "cuda: vram pool tables for %u slots", (unsigned)n);
     }
@@ -161,6 +164,7 @@ extern "C" void vib3_vram_close(vib3_vram *v) {
     if (v->stream) cudaStreamDestroy(v->stream);
     cudaGetLastError();
     free(v->page_slot);
+    free(v->page_pending);
     free(v->slot_page);
     free(v->slot_heat);
     free(v->slot_event);
@@ -198,7 +202,9 @@ static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, ui
             return VIB3_OK;
         }
         s = NONE32;
+        uint32_t lo = UINT32_MAX; // the coldest heat of every slot, copying or not
         for (uint32_t i = 0; i < v->n_slots; i++) {
+            if (v->slot_heat[i] < lo) lo = v->slot_heat[i];
             if (!v->slot_ready[i]) {
                 cudaError_t q = cudaEventQuery(v->slot_event[i]);
                 if (q == cudaErrorNotReady) continue;
@@ -210,12 +216,15 @@ static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, ui
             }
             if (s == NONE32 || v->slot_heat[i] < v->slot_heat[s]) s = i;
         }
-        if (s != NONE32) v->heat_floor = v->slot_heat[s];
+        v->heat_floor = lo;
         if (s == NONE32 || v->slot_heat[s] >= heat) {
             v->st.rejected++;
             return VIB3_OK;
         }
-        if (v->slot_page[s] != UINT64_MAX) v->page_slot[v->slot_page[s]] = NONE32;
+        if (v->slot_page[s] != UINT64_MAX) { // the victim's copy has completed: nothing reads its frame
+            v->page_slot[v->slot_page[s]] = NONE32;
+            __atomic_store_n(&v->page_pending[v->slot_page[s]], 0, __ATOMIC_RELEASE);
+        }
         v->st.replacements++;
     }
     cudaError_t e = cudaMemcpyAsync(v->slots + (uint64_t)s * v->slot_bytes, host, bytes, cudaMemcpyHostToDevice, v->stream);
@@ -231,6 +240,7 @@ static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, ui
     v->slot_heat[s] = heat;
     v->slot_ready[s] = 0;
     v->page_slot[page] = s;
+    __atomic_store_n(&v->page_pending[page], 1, __ATOMIC_RELEASE);
     v->st.promotions++;
     v->st.bytes_copied += bytes;
     return VIB3_OK;
@@ -239,10 +249,15 @@ static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, ui
 static void wait_locked(vib3_vram *v, uint64_t page) {
     if (page >= v->n_pages || v->page_slot[page] == NONE32) return;
     uint32_t s = v->page_slot[page];
-    if (v->slot_ready[s]) return;
-    cudaError_t e = cudaEventSynchronize(v->slot_event[s]);
-    if (e == cudaSuccess) v->slot_ready[s] = 1;
-    else disable_locked(v, e, "waiting for a promotion copy");
+    if (!v->slot_ready[s]) {
+        cudaError_t e = cudaEventSynchronize(v->slot_event[s]);
+        if (e != cudaSuccess) {
+            disable_locked(v, e, "waiting for a promotion copy");
+            return; // stays pending: a later wait tries again
+        }
+        v->slot_ready[s] = 1;
+    }
+    __atomic_store_n(&v->page_pending[page], 0, __ATOMIC_RELEASE);
 }
 
 static const void *lookup_locked(vib3_vram *v, uint64_t page) {
@@ -256,18 +271,25 @@ static const void *lookup_locked(vib3_vram *v, uint64_t page) {
             return NULL;
         }
         v->slot_ready[s] = 1;
+        __atomic_store_n(&v->page_pending[page], 0, __ATOMIC_RELEASE);
     }
     return v->slots + (uint64_t)s * v->slot_bytes;
 }
 
 extern "C" vib3_err vib3_vram_promote(vib3_vram *v, uint64_t page, const void *host, uint64_t bytes, uint32_t heat) {
-    pthread_mutex_lock(&v->mu);
+    // never waits for a page product in flight (the caller holds the buffer manager's lock):
+    // a busy pool skips this promotion, the page's next access offers it again
+    if (pthread_mutex_trylock(&v->mu) != 0) {
+        __atomic_fetch_add(&v->busy_skips, 1, __ATOMIC_RELAXED);
+        return VIB3_OK;
+    }
     vib3_err rc = promote_locked(v, page, host, bytes, heat);
     pthread_mutex_unlock(&v->mu);
     return rc;
 }
 
 extern "C" void vib3_vram_wait(vib3_vram *v, uint64_t page) {
+    if (page >= v->n_pages || !__atomic_load_n(&v->page_pending[page], __ATOMIC_ACQUIRE)) return; // no copy reads it
     pthread_mutex_lock(&v->mu);
     wait_locked(v, page);
     pthread_mutex_unlock(&v->mu);
@@ -421,6 +443,7 @@ extern "C" void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s) {
     *s = v->st;
     s->slots_used = v->used;
     s->disabled = v->disabled;
+    s->busy_skips = __atomic_load_n(&v->busy_skips, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&v->mu);
 }
 

@@ -47,6 +47,7 @@ typedef struct vib3_vram vib3_vram;
 typedef struct vib3_vram_stats {
     uint64_t slots_total, slots_used;
     uint64_t promotions, replacements, rejected; /* rejected: not hotter than the coldest slot */
+    uint64_t busy_skips;     /* promotions skipped because a page product held the pool (retried later) */
     uint64_t bytes_copied;
     uint64_t kernel_calls;   /* page products done on the GPU */
     uint64_t errors;         /* CUDA errors seen (the first one disables the pool) */
@@ -62,9 +63,10 @@ vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint64_t slot_by
 void vib3_vram_close(vib3_vram *v);
 /* page-lock a host region (the frames) so copies from it are asynchronous */
 vib3_err vib3_vram_register_host(vib3_vram *v, void *base, uint64_t bytes);
-/* start copying page (bytes from host) into a slot if it is hot enough; never blocks on the copy */
+/* start copying page (bytes from host) into a slot if it is hot enough; never blocks on the copy nor
+ * on a page product in flight (then skipped, counted in busy_skips: the next access offers it again) */
 vib3_err vib3_vram_promote(vib3_vram *v, uint64_t page, const void *host, uint64_t bytes, uint32_t heat);
-/* block until page's copy (if any) has finished reading its host frame */
+/* block until page's copy (if any) has finished reading its host frame; one atomic load when none */
 void vib3_vram_wait(vib3_vram *v, uint64_t page);
 /* device pointer of a resident, completely copied page; NULL otherwise (and always once disabled) */
 const void *vib3_vram_lookup(vib3_vram *v, uint64_t page);
