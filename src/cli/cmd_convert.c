@@ -27,25 +27,25 @@ static void on_fatal_signal(int sig) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vib3 convert --model <hf-dir | file.gguf> [--output <file.vib3>] [options]\n"
-            "  --model PATH         Hugging Face directory (config.json + *.safetensors) or a .gguf file\n"
-            "                       (also accepted as the first positional argument)\n"
-            "  --output PATH        output .vib3 (default: <model name>.vib3 in the current directory)\n"
-            "  --quant q4|q8|f16|f32  expert page dtype (default q4); with q4/q8 other matrices are Q8_0,\n"
-            "                       with f16/f32 everything keeps that precision (f32 reproduces the source)\n"
-            "  --dense q4|q8        with --quant q4: dtype of the other matrices (default q8; q4 as llama.cpp's Q4_0\n"
-            "                       files, ~half the attention / LM-head bytes per token)\n"
-            "  --page-neurons K     neurons per page (multiple of 32; default: automatic, 64-512 KiB pages)\n"
-            "  --calib FILE         calibration text (default models/calib/default.txt): routing statistics (COAC),\n"
-            "                       co-firing neuron order, signature recall measurement\n"
-            "  --no-calib           skip calibration (neuron order from weight similarity)\n"
-            "  --q4-ggml            Q4_0 scales exactly as llama.cpp's quantizer (default: least-squares scale search)\n"
-            "  --no-index           no page signatures\n"
-            "  --no-permute         keep the source neuron order\n"
-            "  --mem-budget SIZE    working memory bound (default 2G)\n"
-            "  -t, --threads N      quantization threads (0 = all cores)\n"
-            "  --quiet              no progress output\n"
-            "%s",
-            vib3_cli_config_help);
+            "  --model PATH           Hugging Face directory (config.json + *.safetensors) or a .gguf file\n"
+            "                         (also accepted as the first positional argument)\n"
+            "  --output PATH          output .vib3 (default: <model name>.vib3 in the current directory)\n"
+            "  --quant q4|q8|f16|f32  expert page dtype (default q4 = Q4_K16, or Q4_0 for a Q4_0 source; q4_k16 and\n"
+            "                         q4_0 force one); with q4/q8 other matrices are Q8_0,\n"
+            "                         with f16/f32 everything keeps that precision (f32 reproduces the source)\n"
+            "  --dense q4|q8          with --quant q4: dtype of the other matrices (default q8; q4 as llama.cpp's Q4_0\n"
+            "                         files, ~half the attention / LM-head bytes per token)\n"
+            "  --page-neurons K       neurons per page (multiple of 32; default: automatic, 64-512 KiB pages)\n"
+            "  --calib FILE           calibration text (default models/calib/default.txt): routing statistics (COAC),\n"
+            "                         co-firing neuron order, signature recall measurement\n"
+            "  --no-calib             skip calibration (neuron order from weight similarity)\n"
+            "  --q4-ggml              Q4_0 scales exactly as llama.cpp's quantizer (default: least-squares scale search)\n"
+            "  --no-index             no page signatures\n"
+            "  --no-permute           keep the source neuron order\n"
+            "  --mem-budget SIZE      working memory bound (default 2G)\n"
+            "  -t, --threads N        quantization threads (default 0 = all cores)\n"
+            "  -q, --quiet            no progress output\n"
+            "  -o PATH                same as --output\n");
 }
 
 static void default_output(const char *model, char *out, size_t cap) {
@@ -80,23 +80,23 @@ int vib3_cmd_convert(int argc, char **argv, vib3_config *cfg) {
                    (v = vib3_cli_flag_value(argc, argv, &i, "-o"))) {
             o.output_path = v;
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--quant"))) {
-            int dt = vib3_dtype_from_name(v);
-            if (dt < 0 || dt == VIB3_DTYPE_BF16)
-                return vib3_cli_usage_error("convert", "--quant %s: expected q4, q8, f16 or f32", v);
+            /* q4: the default INT4 (Q4_K16, or Q4_0 for Q4_0 sources: lossless); q4_0 / q4_k16 force one */
+            int dt = strcmp(v, "q4") ? vib3_dtype_from_name(v) : -1;
+            if ((dt < 0 && strcmp(v, "q4")) || dt == VIB3_DTYPE_BF16)
+                return vib3_cli_usage_error("convert", "--quant %s: expected q4, q4_k16, q4_0, q8, f16 or f32", v);
             o.expert_dtype = dt;
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--dense"))) {
             if (strcmp(v, "q4") && strcmp(v, "q8")) return vib3_cli_usage_error("convert", "--dense %s: expected q4 or q8", v);
             o.dense_q4 = !strcmp(v, "q4");
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--page-neurons"))) {
-            char *end;
-            unsigned long k = strtoul(v, &end, 10);
-            if (*end || k == 0 || k % 32 || k > VIB3_MAX_DIM)
-                return vib3_cli_usage_error("convert", "--page-neurons %s: expected a multiple of 32", v);
-            o.page_neurons = (uint32_t)k;
+            uint32_t k;
+            if (vib3_cli_parse_u32("convert", "--page-neurons", v, 32, VIB3_MAX_DIM, &k)) return 2;
+            if (k % 32) return vib3_cli_usage_error("convert", "option --page-neurons: %s is not a multiple of 32", v);
+            o.page_neurons = k;
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--calib"))) {
             o.calib_path = v;
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--mem-budget"))) {
-            if (vib3_parse_size(v, &o.mem_budget_bytes) != VIB3_OK) return vib3_cli_fail("convert");
+            if (vib3_cli_parse_size("convert", "--mem-budget", v, &o.mem_budget_bytes)) return 2;
         } else if (!strcmp(a, "--no-index")) {
             o.no_index = true;
         } else if (!strcmp(a, "--no-permute")) {
@@ -109,7 +109,7 @@ int vib3_cmd_convert(int argc, char **argv, vib3_config *cfg) {
             o.quiet = true;
             o.progress = false;
         } else {
-            int r = vib3_cli_config_flag(cfg, argc, argv, &i, "convert");
+            int r = vib3_cli_settings_flag(cfg, argc, argv, &i, "convert", VIB3_CLI_SET_THREADS);
             if (r < 0) return 2;
             if (r > 0) continue;
             if (a[0] == '-') return vib3_cli_usage_error("convert", "unknown option %s", a);

@@ -331,16 +331,16 @@ static void print_text(const hw_info *h) {
 int vib3_cmd_hw(int argc, char **argv, vib3_config *cfg) {
     bool json = false, probe = false;
     for (int i = 1; i < argc; i++) {
-        int c = vib3_cli_config_flag(cfg, argc, argv, &i, "hw");
+        int c = vib3_cli_settings_flag(cfg, argc, argv, &i, "hw", VIB3_CLI_SET_HOME);
         if (c < 0) return 2;
         if (c > 0) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: vib3 hw [--probe] [--json]\n"
                    "  CPU, usable ISA features and kernel variant, RAM, the store's block device,\n"
                    "  io_uring and CUDA availability.\n"
-                   "  --probe   also time 256 MiB of O_DIRECT reads of a temp file in the store dir\n"
-                   "  --json    one JSON object\n%s",
-                   vib3_cli_config_help);
+                   "  --probe                also time 256 MiB of O_DIRECT reads of a temp file in the store dir\n"
+                   "  --json                 one JSON object\n");
+            vib3_cli_settings_help(stdout, VIB3_CLI_SET_HOME);
             return 0;
         } else if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--probe")) probe = true;

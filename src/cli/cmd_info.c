@@ -139,19 +139,22 @@ static void print_text(const vib3_file *f, const fit *ft, int verified) {
            vib3_format_size(ft->active_expert_bytes, d, sizeof d));
 }
 
+/* the budgets and context the fit is computed for */
+#define INFO_SETTINGS (VIB3_CLI_SET_MEMORY | VIB3_CLI_SET_CTX | VIB3_CLI_SET_HOME)
+
 int vib3_cmd_info(int argc, char **argv, vib3_config *cfg) {
     int json = 0, verify = 0;
     const char *model = NULL;
     for (int i = 1; i < argc; i++) {
-        int r = vib3_cli_config_flag(cfg, argc, argv, &i, "info");
+        int r = vib3_cli_settings_flag(cfg, argc, argv, &i, "info", INFO_SETTINGS);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: vib3 info <model|file.vib3> [--json] [--verify] [--ram-budget SIZE] [-c N]\n"
                    "describe a model and whether it fits the configured budgets\n"
-                   "  --json     machine-readable output\n"
-                   "  --verify   checksum every tensor and page (reads the whole file)\n%s",
-                   vib3_cli_config_help);
+                   "  --json                 machine-readable output\n"
+                   "  --verify               checksum every tensor and page (reads the whole file)\n");
+            vib3_cli_settings_help(stdout, INFO_SETTINGS);
             return 0;
         }
         if (!strcmp(argv[i], "--json")) json = 1;

@@ -15,7 +15,11 @@ static void usage(FILE *out) {
                  "\n"
                  "Models in $VIB3_HOME/models (default ~/.cache/vib3/models): name, architecture,\n"
                  "expert quantization, parameters (total / active per token), size, modification\n"
-                 "time and source. Add models with `vib3 pull`, remove them with `vib3 rm`.\n");
+                 "time and source. Add models with `vib3 pull`, remove them with `vib3 rm`.\n"
+                 "\n"
+                 "options:\n"
+                 "  --json                 one JSON array\n");
+    vib3_cli_settings_help(out, VIB3_CLI_SET_HOME);
 }
 
 static const char *fmt_params(uint64_t n, char *buf, int cap) {
@@ -65,8 +69,12 @@ int vib3_cmd_list(int argc, char **argv, vib3_config *cfg) {
             usage(stdout);
             return 0;
         }
+        int r;
         if (!strcmp(argv[i], "--json")) json = true;
-        else return vib3_cli_usage_error("list", "unknown option '%s'", argv[i]);
+        else if ((r = vib3_cli_settings_flag(cfg, argc, argv, &i, "list", VIB3_CLI_SET_HOME)) != 0) {
+            if (r < 0) return 2;
+        } else if (argv[i][0] == '-') return vib3_cli_usage_error("list", "unknown option '%s'", argv[i]);
+        else return vib3_cli_usage_error("list", "unexpected argument '%s' (list takes no model name)", argv[i]);
     }
     vib3_store_entry *es = calloc(LIST_MAX, sizeof *es);
     if (!es) return vib3_cli_error("list", "out of memory");

@@ -36,20 +36,22 @@ typedef struct klb_header {
     uint32_t reserved[2];
 } klb_header;
 
+/* -c/--ctx-size is listed above with its meaning here (the window length) */
+#define PPL_SETTINGS (VIB3_CLI_SET_ENGINE & ~VIB3_CLI_SET_CTX)
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vib3 perplexity <model> --file text.txt [options]\n"
             "  -f, --file PATH        text to score\n"
             "  -c, --ctx-size N       window length (default: 512, or the model's trained context if shorter)\n"
-            "  --max-tokens N         use only the first N ids (BOS included)\n"
+            "  --max-tokens N         use only the first N ids, BOS included (default 0 = all)\n"
             "  --second-half          score only the second half of each window (llama-perplexity)\n"
             "  --full-windows         drop a last window shorter than ctx\n"
             "  --save-logits FILE     write scored log-probs (F16) for a later --kl-base\n"
             "  --kl-base FILE         mean KL(base || this model) and top-1 agreement vs a saved file\n"
-            "  --kv-f16               F16 KV cache\n"
-            "  --json                 one JSON object\n"
-            "%s",
-            vib3_cli_config_help);
+            "  --kv-f16               F16 KV cache (default F32)\n"
+            "  --json                 one JSON object\n");
+    vib3_cli_settings_help(out, PPL_SETTINGS);
     fputs(vib3_ve_cli_help, out);
 }
 
@@ -88,11 +90,13 @@ int vib3_cmd_perplexity(int argc, char **argv, vib3_config *cfg) {
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "-f")) || (v = vib3_cli_flag_value(argc, argv, &i, "--file"))) file = v;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "--save-logits"))) save = v;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "--kl-base"))) base = v;
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--max-tokens"))) max_tokens = strtoull(v, NULL, 10);
+        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--max-tokens"))) {
+            if (vib3_cli_parse_u64("perplexity", "--max-tokens", v, 0, UINT64_MAX, &max_tokens)) return 2;
+        }
         else if (vib3_ve_parse_flag(&ve, argc, argv, &i, &ve_err) != 0) {
-            if (ve_err) return vib3_cli_usage_error("perplexity", "%s: %s", a, ve_err);
+            if (ve_err) return vib3_cli_usage_error("perplexity", "option %s: %s", a, ve_err);
         } else if (a[0] == '-' && a[1]) {
-            int r = vib3_cli_config_flag(cfg, argc, argv, &i, "perplexity");
+            int r = vib3_cli_settings_flag(cfg, argc, argv, &i, "perplexity", PPL_SETTINGS | VIB3_CLI_SET_CTX);
             if (r < 0) return 2;
             if (r == 0) return vib3_cli_usage_error("perplexity", "unknown option %s", a);
         } else if (!model) model = a;

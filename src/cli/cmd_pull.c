@@ -8,6 +8,9 @@
 #include "format/vib3_format.h"
 #include "store/store.h"
 
+/* the converter's threads and page size, and the store */
+#define PULL_SETTINGS (VIB3_CLI_SET_THREADS | VIB3_CLI_SET_CONVERT | VIB3_CLI_SET_HOME)
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vib3 pull [options] <alias | org/repo[:revision]>...\n"
@@ -16,18 +19,23 @@ static void usage(FILE *out) {
             "Hugging Face cache, shared with huggingface_hub, transformers and llama.cpp, then\n"
             "convert it to $VIB3_HOME/models/<name>.vib3. Interrupted downloads resume.\n"
             "\n"
+            "An unreachable hub (connection refused, unknown host) fails at once; timeouts\n"
+            "and server errors are retried with a short backoff. Ctrl-C stops at once and\n"
+            "keeps the partial download for the next run.\n"
+            "\n"
             "options:\n"
-            "  --force              download and convert again even when up to date\n"
-            "  --quant q4|q8|f16|f32 expert page quantization, as vib3 convert (default q4)\n"
-            "  -q, --quiet          only errors\n"
-            "  --no-progress        no progress bar\n"
-            "  --aliases            list the model aliases and exit\n"
+            "  --force                download and convert again even when up to date\n"
+            "  --quant q4|q8|f16|f32  expert page quantization, as vib3 convert (default q4)\n"
+            "  -q, --quiet            only errors\n"
+            "  --no-progress          no progress bar\n"
+            "  --aliases              list the model aliases and exit\n");
+    vib3_cli_settings_help(out, PULL_SETTINGS);
+    fprintf(out,
             "\n"
             "environment: HF_TOKEN (or HF_HOME/token, `huggingface-cli login`) for gated models,\n"
             "HF_ENDPOINT (mirror), HF_HUB_CACHE / HF_HOME (download cache), HF_HUB_OFFLINE=1,\n"
-            "VIB3_PULL_PARALLEL (4), VIB3_PULL_RETRIES (5), VIB3_PULL_STALL_S (60).\n"
-            "\n%s",
-            vib3_cli_config_help);
+            "VIB3_PULL_PARALLEL (4), VIB3_PULL_RETRIES (5), VIB3_PULL_BACKOFF_MS (500),\n"
+            "VIB3_PULL_STALL_S (60), VIB3_PULL_CONNECT_TIMEOUT_S (10).\n");
 }
 
 static int list_aliases(void) {
@@ -60,10 +68,10 @@ int vib3_cmd_pull(int argc, char **argv, vib3_config *cfg) {
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) o.quiet = true;
         else if (!strcmp(a, "--no-progress")) o.progress = false;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "--quant"))) {
-            o.expert_dtype = vib3_dtype_from_name(v);
-            if (o.expert_dtype < 0 || o.expert_dtype == VIB3_DTYPE_BF16)
+            o.expert_dtype = strcmp(v, "q4") ? vib3_dtype_from_name(v) : -1; /* q4: convert's default INT4 */
+            if ((o.expert_dtype < 0 && strcmp(v, "q4")) || o.expert_dtype == VIB3_DTYPE_BF16)
                 return vib3_cli_usage_error("pull", "--quant %s: expected q4, q8, f16 or f32", v);
-        } else if ((r = vib3_cli_config_flag(cfg, argc, argv, &i, "pull")) != 0) {
+        } else if ((r = vib3_cli_settings_flag(cfg, argc, argv, &i, "pull", PULL_SETTINGS)) != 0) {
             if (r < 0) return 2;
         } else if (a[0] == '-') {
             return vib3_cli_usage_error("pull", "unknown option '%s'", a);
@@ -74,10 +82,18 @@ int vib3_cmd_pull(int argc, char **argv, vib3_config *cfg) {
         }
     }
     if (n_names == 0) return vib3_cli_usage_error("pull", "which model? (an alias from `vib3 pull --aliases`, or org/repo)");
-    for (int k = 0; k < n_names; k++) {
+    vib3_cli_pull_signals(true);
+    int ret = 0;
+    for (int k = 0; k < n_names && ret == 0; k++) {
         char path[VIB3_PATH_MAX + 256];
-        if (vib3_store_pull(cfg, names[k], &o, path, sizeof path) != VIB3_OK) return vib3_cli_fail("pull");
-        printf("%s\n", path);
+        if (vib3_store_pull(cfg, names[k], &o, path, sizeof path) == VIB3_OK) {
+            printf("%s\n", path);
+            continue;
+        }
+        vib3_err code = vib3_err_code();
+        ret = vib3_cli_fail("pull");
+        if (code == VIB3_ERR_CANCELLED) ret = 130; /* as a shell reports SIGINT */
     }
-    return 0;
+    vib3_cli_pull_signals(false);
+    return ret;
 }

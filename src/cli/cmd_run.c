@@ -20,6 +20,7 @@
  * buffers from one arena sized from the context at start-up.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,31 +80,33 @@ static void on_sigint(int sig) {
     else g_quit = 1;
 }
 
+#define RUN_SETTINGS VIB3_CLI_SET_ENGINE
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vib3 run <model> [prompt] [options]\n"
-            "  <model>                 a .vib3 file or a model name in the store\n"
-            "  -p, --prompt TEXT       prompt (also the first positional argument after the model)\n"
-            "  -f, --file PATH         read the prompt from a file\n"
-            "  -n, --max-tokens N      tokens to generate (default: until end of generation; -1 = same)\n"
-            "  --temp T                temperature (default 0.8; 0 = greedy)\n"
-            "  --top-k N               (default 40; 0 = off)\n"
-            "  --top-p P               (default 0.95; 1 = off)\n"
-            "  --min-p P               (default 0.05; 0 = off)\n"
-            "  --repeat-penalty R      (default 1.0 = off)\n"
-            "  --repeat-last-n N       ids the penalty looks back over (default 64)\n"
-            "  --seed N                sampling seed (same seed, same tokens; default: random, as llama.cpp)\n"
-            "  --chat                  use the model's chat template (default when it has one)\n"
-            "  --raw, --no-chat        encode the prompt as plain text\n"
-            "  --system TEXT           system message for the chat template\n"
-            "  --ignore-eos            do not stop at end-of-generation tokens\n"
-            "  -i, --interactive       chat interactively (default when stdin is a terminal and no prompt)\n"
-            "  --kv-f16                F16 KV cache (default F32)\n"
-            "  --stats                 print prompt / decode tok/s, time to first token, memory on stderr\n"
-            "  --json                  print one JSON object {prompt_ids, ids, text, stats} when done\n"
-            "  --trace FILE            write every expert-page access (for trace_sim / eviction studies)\n"
-            "%s",
-            vib3_cli_config_help);
+            "  <model>                a .vib3 file, a model name in the store, or an alias / org/repo to pull\n"
+            "  -p, --prompt TEXT      prompt (also the first positional argument after the model)\n"
+            "  -f, --file PATH        read the prompt from a file (default: stdin when it is not a terminal)\n"
+            "  -n, --max-tokens N     tokens to generate (default -1 = until end of generation or a full context)\n"
+            "  --temp T               temperature, 0..100 (default 0.8; 0 = greedy)\n"
+            "  --top-k N              0..16777216 (default 40; 0 = off)\n"
+            "  --top-p P              0..1 (default 0.95; 1 = off)\n"
+            "  --min-p P              0..1 (default 0.05; 0 = off)\n"
+            "  --repeat-penalty R     (0, 10] (default 1.0 = off)\n"
+            "  --repeat-last-n N      ids the penalty looks back over (default 64; -1 = the whole context)\n"
+            "  --seed N               sampling seed: same seed, same tokens (default -1 = random, as llama.cpp)\n"
+            "  --chat                 use the model's chat template (default when it has one)\n"
+            "  --raw, --no-chat       encode the prompt as plain text\n"
+            "  -sys, --system TEXT    system message for the chat template\n"
+            "  --ignore-eos           do not stop at end-of-generation tokens\n"
+            "  -i, --interactive      chat interactively (default when stdin is a terminal and no prompt)\n"
+            "  --kv-f16               F16 KV cache (default F32)\n"
+            "  --stats                print prompt / decode tok/s, time to first token, memory on stderr\n"
+            "  --json                 print one JSON object {prompt_ids, ids, text, stats} when done\n"
+            "  --verbose-prompt       print the prompt's token ids on stderr\n"
+            "  --trace FILE           write every expert-page access (for trace_sim / eviction studies)\n");
+    vib3_cli_settings_help(out, RUN_SETTINGS);
     fputs(vib3_ve_cli_help, out);
 }
 
@@ -115,18 +118,11 @@ static int parse_args(run_opts *o, int argc, char **argv, vib3_config *cfg) {
     bool seed_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        char *end = NULL;
+        int64_t n;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         }
-#define NUM(var, conv, name)                                                     \
-    do {                                                                         \
-        errno = 0;                                                               \
-        var = conv;                                                              \
-        if (errno || !end || end == v || *end)                                   \
-            return vib3_cli_usage_error("run", "%s: bad value '%s'", name, v);  \
-    } while (0)
         if (!strcmp(a, "--stats")) o->stats = true;
         else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--chat")) o->chat = true;
@@ -144,35 +140,37 @@ static int parse_args(run_opts *o, int argc, char **argv, vib3_config *cfg) {
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "--system")) || (v = vib3_cli_flag_value(argc, argv, &i, "-sys")))
             o->system = v;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "-n")) || (v = vib3_cli_flag_value(argc, argv, &i, "--max-tokens")) ||
-                 (v = vib3_cli_flag_value(argc, argv, &i, "--n-predict")))
-            NUM(o->max_tokens, strtoll(v, &end, 10), "--max-tokens");
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--temp")) || (v = vib3_cli_flag_value(argc, argv, &i, "--temperature")))
-            NUM(o->sp.temperature, strtof(v, &end), "--temp");
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--top-k")))
-            NUM(o->sp.top_k, (uint32_t)strtoul(v, &end, 10), "--top-k");
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--top-p")))
-            NUM(o->sp.top_p, strtof(v, &end), "--top-p");
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--min-p")))
-            NUM(o->sp.min_p, strtof(v, &end), "--min-p");
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--repeat-penalty")))
-            NUM(o->sp.repeat_penalty, strtof(v, &end), "--repeat-penalty");
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--repeat-last-n")))
-            NUM(o->sp.repeat_last_n, (uint32_t)strtoul(v, &end, 10), "--repeat-last-n");
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--seed"))) {
-            if (v[0] == '-') return vib3_cli_usage_error("run", "--seed: bad value '%s' (0..2^64-1)", v);
-            NUM(o->sp.seed, strtoull(v, &end, 10), "--seed");
-            seed_set = true;
-        }
-        else if (vib3_ve_parse_flag(&o->ve, argc, argv, &i, &ve_err) != 0) {
-            if (ve_err) return vib3_cli_usage_error("run", "%s: %s", a, ve_err);
+                 (v = vib3_cli_flag_value(argc, argv, &i, "--n-predict"))) {
+            /* llama.cpp: -1 = no limit, -2 = until the context is full (the same here: generation stops there) */
+            if (vib3_cli_parse_i64("run", "-n/--max-tokens", v, -2, INT64_MAX, &o->max_tokens)) return 2;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--temp")) || (v = vib3_cli_flag_value(argc, argv, &i, "--temperature"))) {
+            if (vib3_cli_parse_f32("run", "--temp", v, 0, 100, &o->sp.temperature)) return 2;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--top-k"))) {
+            if (vib3_cli_parse_u32("run", "--top-k", v, 0, 1u << 24, &o->sp.top_k)) return 2;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--top-p"))) {
+            if (vib3_cli_parse_f32("run", "--top-p", v, 0, 1, &o->sp.top_p)) return 2;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--min-p"))) {
+            if (vib3_cli_parse_f32("run", "--min-p", v, 0, 1, &o->sp.min_p)) return 2;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--repeat-penalty"))) {
+            if (vib3_cli_parse_f32("run", "--repeat-penalty", v, 0, 10, &o->sp.repeat_penalty)) return 2;
+            if (!(o->sp.repeat_penalty > 0))
+                return vib3_cli_usage_error("run", "option --repeat-penalty: %s is out of range (0, 10]", v);
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--repeat-last-n"))) {
+            if (vib3_cli_parse_i64("run", "--repeat-last-n", v, -1, UINT32_MAX, &n)) return 2;
+            o->sp.repeat_last_n = n < 0 ? UINT32_MAX : (uint32_t)n;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--seed"))) {
+            if (!strcmp(v, "-1")) seed_set = false; /* llama.cpp's "random" */
+            else if (vib3_cli_parse_u64("run", "--seed", v, 0, UINT64_MAX, &o->sp.seed)) return 2;
+            else seed_set = true;
+        } else if (vib3_ve_parse_flag(&o->ve, argc, argv, &i, &ve_err) != 0) {
+            if (ve_err) return vib3_cli_usage_error("run", "option %s: %s", a, ve_err);
         } else if (a[0] == '-' && a[1]) {
-            int r = vib3_cli_config_flag(cfg, argc, argv, &i, "run");
+            int r = vib3_cli_settings_flag(cfg, argc, argv, &i, "run", RUN_SETTINGS);
             if (r < 0) return 2;
             if (r == 0) return vib3_cli_usage_error("run", "unknown option %s", a);
         } else if (!o->model) o->model = a;
         else if (!o->prompt) o->prompt = a;
-        else return vib3_cli_usage_error("run", "unexpected argument '%s'", a);
-#undef NUM
+        else return vib3_cli_usage_error("run", "unexpected argument '%s' (quote a prompt with spaces)", a);
     }
     if (!o->model) return vib3_cli_usage_error("run", "missing <model>");
     if (!seed_set) { /* llama.cpp's default: a fresh seed per run */
@@ -180,14 +178,8 @@ static int parse_args(run_opts *o, int argc, char **argv, vib3_config *cfg) {
         clock_gettime(CLOCK_REALTIME, &ts);
         o->sp.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
     }
-    if (!(o->sp.temperature >= 0 && o->sp.temperature <= 100))
-        return vib3_cli_usage_error("run", "--temp %g: must be in 0..100 (0 = greedy)", (double)o->sp.temperature);
-    if (!(o->sp.top_p >= 0 && o->sp.top_p <= 1)) return vib3_cli_usage_error("run", "--top-p %g: must be in 0..1", (double)o->sp.top_p);
-    if (!(o->sp.min_p >= 0 && o->sp.min_p <= 1)) return vib3_cli_usage_error("run", "--min-p %g: must be in 0..1", (double)o->sp.min_p);
-    if (o->sp.top_k > (1u << 24)) return vib3_cli_usage_error("run", "--top-k: must be in 0..16777216 (0 = off)");
-    if (!(o->sp.repeat_penalty > 0 && o->sp.repeat_penalty <= 10))
-        return vib3_cli_usage_error("run", "--repeat-penalty %g: must be in (0, 10]", (double)o->sp.repeat_penalty);
     if (o->chat && o->raw) return vib3_cli_usage_error("run", "--chat and --raw exclude each other");
+    if (o->prompt && o->file) return vib3_cli_usage_error("run", "give the prompt as text or with --file, not both");
     return -1;  /* continue */
 }
 

@@ -16,6 +16,9 @@ static void on_signal(int sig) {
     stop_requested = 1;
 }
 
+/* the server settings are listed with the options above */
+#define SERVE_SETTINGS VIB3_CLI_SET_ENGINE
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vib3 serve <model> [options]\n"
@@ -24,12 +27,11 @@ static void usage(FILE *out) {
             "  --host ADDR            listen address (default 127.0.0.1; 0.0.0.0 exposes it to the network)\n"
             "  --port N               TCP port (default 8080; 0 picks a free one)\n"
             "  --api-key KEY          require 'Authorization: Bearer KEY' (also VIB3_API_KEY)\n"
-            "  -np, --parallel N      sequences decoded together (continuous batching)\n"
-            "  --queue-max N          requests waiting for a slot before 503\n"
-            "  --body-bytes-max SIZE  largest request body (413 beyond)\n"
-            "  --alias NAME           model id reported by /v1/models (default: the file name)\n"
-            "%s",
-            vib3_cli_config_help);
+            "  -np, --parallel N      sequences decoded together, continuous batching (default 4)\n"
+            "  --queue-max N          requests waiting for a slot before 503 (default 64)\n"
+            "  --body-bytes-max SIZE  largest request body, 413 beyond (default 1M)\n"
+            "  --alias NAME           model id reported by /v1/models (default: the file name)\n");
+    vib3_cli_settings_help(out, SERVE_SETTINGS);
 }
 
 int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
@@ -44,7 +46,7 @@ int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
             alias = v;
             continue;
         }
-        int r = vib3_cli_config_flag(cfg, argc, argv, &i, "serve");
+        int r = vib3_cli_settings_flag(cfg, argc, argv, &i, "serve", SERVE_SETTINGS | VIB3_CLI_SET_SERVER);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (argv[i][0] == '-') return vib3_cli_usage_error("serve", "unknown option '%s'", argv[i]);

@@ -47,6 +47,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         vib3_config cfg;
+        vib3_cli_set_command(argv[1]);
         if (vib3_config_load(&cfg) != VIB3_OK) return vib3_cli_fail(argv[1]);
         return commands[i].fn(argc - 1, argv + 1, &cfg);
     }

@@ -6,12 +6,16 @@
  * part of it is already there; a 200 answer to a Range request restarts the
  * file, a 206 whose Content-Range does not start at <have> is refused. The
  * SHA-256 is computed while writing (the kept prefix is hashed first), so a
- * completed file is verified without reading it again. Retries: connection
- * errors, stalls (< 1 byte/s for stall_s), 5xx, 408 and 429, at most
- * retries_max attempts in a row without progress, waiting backoff_ms * 2^k
- * (capped at 30 s) in between. 401/403/404, a checksum mismatch or a write
- * error end the whole download at once; the other transfers stop and keep
- * their .incomplete files for the next run.
+ * completed file is verified without reading it again. Retries: transient
+ * errors only — timeouts, stalls (< 1 byte/s for stall_s), connections reset
+ * or closed early, 5xx, 408 and 429 — at most retries_max attempts in a row
+ * without progress, waiting backoff_ms * 2^k (capped at 4 s) in between.
+ * Connection refused and unknown hosts are not retried (a wrong endpoint or
+ * no network: waiting does not help). 401/403/404, a checksum mismatch or a
+ * write error end the whole download at once; the other transfers stop and
+ * keep their .incomplete files for the next run. vib3_hub_interrupt() (Ctrl-C)
+ * ends requests and transfers within 0.2 s with VIB3_ERR_CANCELLED, keeping
+ * the .incomplete files too.
  */
 #include "store/fetch.h"
 
@@ -29,7 +33,7 @@
 
 #include "store/sha256.h"
 
-#define BACKOFF_CAP_MS 30000u
+#define BACKOFF_CAP_MS 4000u
 #define ERRBODY_BYTES 512
 
 uint64_t vib3_fetch_now_ms(void) {
@@ -152,7 +156,7 @@ static bool status_retriable(long s) { return s == 408 || s == 429 || s >= 500; 
 
 static bool curl_retriable(CURLcode c) {
     switch (c) {
-    case CURLE_COULDNT_CONNECT: case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
+    /* not CURLE_COULDNT_CONNECT / COULDNT_RESOLVE_HOST / COULDNT_RESOLVE_PROXY: nothing listens there */
     case CURLE_OPERATION_TIMEDOUT: case CURLE_PARTIAL_FILE: case CURLE_RECV_ERROR: case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING: case CURLE_SSL_CONNECT_ERROR: case CURLE_HTTP2: case CURLE_HTTP2_STREAM:
         return true;
@@ -179,6 +183,22 @@ static struct curl_slist *auth_headers(const vib3_hub *h) {
     return l;
 }
 
+/* ends a transfer soon after vib3_hub_interrupt() (CURLE_ABORTED_BY_CALLBACK) */
+static int xfer_info_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+    (void)ud, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return vib3_hub_interrupted() ? 1 : 0;
+}
+
+static vib3_err interrupted_err(void) {
+    return vib3_err_set(VIB3_ERR_CANCELLED, "interrupted");
+}
+
+/* sleep ms, in slices, unless interrupted; false when interrupted */
+static bool sleep_unless_interrupted(uint32_t ms) {
+    for (uint32_t slept = 0; slept < ms && !vib3_hub_interrupted(); slept += 50) usleep((ms - slept < 50 ? ms - slept : 50) * 1000u);
+    return !vib3_hub_interrupted();
+}
+
 static void easy_common(CURL *e, const vib3_hub *h, const char *url, struct curl_slist *hdrs, char *errbuf) {
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
@@ -193,6 +213,8 @@ static void easy_common(CURL *e, const vib3_hub *h, const char *url, struct curl
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)h->stall_s);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, xfer_info_cb);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string forms; the bitmask ones are deprecated there */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -258,8 +280,16 @@ static vib3_err request(const vib3_hub *h, const char *url, bool head, char *buf
             curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
         }
+        if (vib3_hub_interrupted()) {
+            rc = interrupted_err();
+            break;
+        }
         CURLcode c = curl_easy_perform(e);
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &info->status);
+        if (c == CURLE_ABORTED_BY_CALLBACK || vib3_hub_interrupted()) {
+            rc = interrupted_err();
+            break;
+        }
         buf[m.len] = 0;
         *len_out = m.len;
         if (m.overflow) {
@@ -278,7 +308,10 @@ static vib3_err request(const vib3_hub *h, const char *url, bool head, char *buf
         if (!h->quiet)
             fprintf(stderr, "vib3 pull: %s: %s; retrying in %.1f s\n", url,
                     c != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(c)) : "server error", wait / 1000.0);
-        usleep(wait * 1000u);
+        if (!sleep_unless_interrupted(wait)) {
+            rc = interrupted_err();
+            break;
+        }
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(e);
@@ -744,6 +777,17 @@ vib3_err vib3_fetch_files(vib3_fetch_job *j, vib3_hub_file *const *files, uint32
     uint32_t active = 0;
     for (;;) {
         uint64_t wake;
+        if (vib3_hub_interrupted()) {
+            uint64_t kept = 0;
+            for (uint32_t i = 0; i < n; i++)
+                if (xs[i].state != X_DONE) kept += xs[i].have_bytes;
+            char k[32];
+            rc = vib3_err_set(VIB3_ERR_CANCELLED,
+                              "interrupted; %s of partial downloads kept in %s/blobs (*.incomplete): run the same "
+                              "command again to resume",
+                              vib3_format_size(kept, k, sizeof k), j->repo_dir);
+            break;
+        }
         if ((rc = start_ready(j, xs, n, multi, hdrs, &active, &wake)) != VIB3_OK) break;
         uint32_t left = 0;
         for (uint32_t i = 0; i < n; i++) left += xs[i].state != X_DONE;
@@ -765,6 +809,11 @@ vib3_err vib3_fetch_files(vib3_fetch_job *j, vib3_hub_file *const *files, uint32
             CURLcode c = msg->data.result;
             curl_multi_remove_handle(multi, x->easy);
             active--;
+            if (c == CURLE_ABORTED_BY_CALLBACK) { /* Ctrl-C: the loop's next turn reports it */
+                xfer_close(x);
+                x->state = X_QUEUED;
+                continue;
+            }
             if ((rc = xfer_end(j, x, c, &pr)) != VIB3_OK) break;
         }
         if (rc != VIB3_OK) break;

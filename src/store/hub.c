@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,9 +101,9 @@ void vib3_hub_init(vib3_hub *h) {
     h->offline = off && (!strcmp(off, "1") || !strcasecmp(off, "true") || !strcasecmp(off, "yes"));
     h->parallel = 4;
     h->retries_max = 5;
-    h->backoff_ms = 1000;
+    h->backoff_ms = 500;
     h->stall_s = 60;
-    h->connect_timeout_s = 30;
+    h->connect_timeout_s = 10;
     env_u32("VIB3_PULL_PARALLEL", &h->parallel, 1, 64);
     env_u32("VIB3_PULL_RETRIES", &h->retries_max, 0, 100);
     env_u32("VIB3_PULL_BACKOFF_MS", &h->backoff_ms, 1, 600000);
@@ -111,6 +112,12 @@ void vib3_hub_init(vib3_hub *h) {
     env_u32("VIB3_PULL_CONNECT_TIMEOUT_S", &h->connect_timeout_s, 1, 600);
     h->progress = true;
 }
+
+static volatile sig_atomic_t g_interrupted;
+
+void vib3_hub_interrupt(void) { g_interrupted = 1; }
+
+bool vib3_hub_interrupted(void) { return g_interrupted != 0; }
 
 /* ---- names ---------------------------------------------------------------------- */
 
@@ -552,8 +559,10 @@ static vib3_err download_in(vib3_hub *h, vib3_arena *a, vib3_hub_snapshot *snap)
             return VIB3_OK;
         }
         if (h->offline) return vib3_err_prefix("HF_HUB_OFFLINE is set");
-        return vib3_err_set(VIB3_ERR_NET, "cannot reach the hub (%s), and %s@%s is not complete in the cache %s",
-                            why, snap->repo, snap->revision, h->cache_dir);
+        return vib3_err_set(VIB3_ERR_NET,
+                            "cannot reach the hub at %s (%s), and %s@%s is not complete in the cache %s: check the "
+                            "network connection and HF_ENDPOINT",
+                            h->endpoint, why, snap->repo, snap->revision, h->cache_dir);
     }
     if (rc) return rc;
     if (snap->gated && !h->token[0]) { /* the files will answer 401: say so before fetching anything */

@@ -32,9 +32,16 @@
  * VIB3_ERR_CHECKSUM); every file against its size.
  *
  * Transfers run in parallel on one curl multi handle (at most `parallel`),
- * each retried on connection errors, stalls, 5xx and 429 with exponential
- * backoff (backoff_ms, 2x, ... capped at 30 s; retries_max attempts without
- * progress — an attempt that received bytes resets the count).
+ * each retried on transient errors only (timeouts and stalls, a connection
+ * reset or closed early, 5xx, 408, 429) with a short exponential backoff
+ * (backoff_ms, 2x, ... capped at 4 s; retries_max attempts without progress —
+ * an attempt that received bytes resets the count). An endpoint that cannot
+ * be reached at all (connection refused, unknown host or proxy) fails at once:
+ * retrying does not fix a wrong HF_ENDPOINT or a machine without network.
+ *
+ * vib3_hub_interrupt() (async-signal-safe: for a SIGINT handler) stops every
+ * request and download at the next check (at most 0.2 s): they return
+ * VIB3_ERR_CANCELLED, the .incomplete files stay for the next run to resume.
  */
 #ifndef VIB3_STORE_HUB_H
 #define VIB3_STORE_HUB_H
@@ -59,9 +66,9 @@ typedef struct vib3_hub {
     char cache_dir[VIB3_PATH_MAX];   /* hub cache root (…/huggingface/hub) */
     uint32_t parallel;               /* concurrent transfers (VIB3_PULL_PARALLEL, default 4) */
     uint32_t retries_max;            /* attempts without progress (VIB3_PULL_RETRIES, default 5) */
-    uint32_t backoff_ms;             /* first retry delay (VIB3_PULL_BACKOFF_MS, default 1000) */
+    uint32_t backoff_ms;             /* first retry delay (VIB3_PULL_BACKOFF_MS, default 500) */
     uint32_t stall_s;                /* abort a transfer idle this long (VIB3_PULL_STALL_S, default 60) */
-    uint32_t connect_timeout_s;      /* VIB3_PULL_CONNECT_TIMEOUT_S, default 30 */
+    uint32_t connect_timeout_s;      /* VIB3_PULL_CONNECT_TIMEOUT_S, default 10 */
     bool offline;                    /* HF_HUB_OFFLINE */
     bool progress;                   /* progress bar on a tty, plain lines otherwise */
     bool quiet;                      /* nothing on stderr but errors */
@@ -91,6 +98,11 @@ typedef struct vib3_hub_snapshot {
 
 /* defaults from the environment (see above) */
 void vib3_hub_init(vib3_hub *h);
+
+/* Ctrl-C: ask every request and transfer of this process to stop (async-signal-safe) */
+void vib3_hub_interrupt(void);
+/* true once vib3_hub_interrupt() was called */
+bool vib3_hub_interrupted(void);
 
 /* "org/name" (or "name") with the hub's rules: [A-Za-z0-9_.-], 1..96 per
  * part, no "--" or "..", not starting or ending with '-' or '.', no ".git"

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +388,32 @@ static uint64_t dir_safetensors_bytes(const char *dir) {
     return total;
 }
 
+/* ---- Ctrl-C --------------------------------------------------------------------------- */
+
+/* what a signal handler removes while a conversion runs (paths built before it starts:
+ * unlink is async-signal-safe, building them is not) */
+#define CLEANUP_PATHS 7
+static char g_cleanup[CLEANUP_PATHS][VIB3_PATH_MAX + 256];
+static char g_lock_path[VIB3_PATH_MAX + 256];
+static volatile sig_atomic_t g_converting, g_locked;
+
+bool vib3_store_interrupt(void) {
+    vib3_hub_interrupt();
+    if (!g_converting) return false;
+    for (int i = 0; i < CLEANUP_PATHS; i++)
+        if (g_cleanup[i][0]) unlink(g_cleanup[i]);
+    if (g_locked) unlink(g_lock_path);
+    return true;
+}
+
+/* the converter's files for output `part` (as cmd_convert.c removes them on a signal) */
+static void cleanup_paths_set(const char *part) {
+    static const char *const suffix[CLEANUP_PATHS] = {"", ".tmp", ".calib-pass.tmp", ".calib-pass.tmp.tmp",
+                                                      ".sigs.tmp", ".calib-pass.tmp.sigs.tmp", ".calib-pass.tmp.tmp.tmp"};
+    for (int i = 0; i < CLEANUP_PATHS; i++)
+        if (strf(g_cleanup[i], sizeof g_cleanup[i], "%s%s", part, suffix[i])) g_cleanup[i][0] = 0;
+}
+
 /* convert src into <store>/.<name>.pulling.vib3, check it opens, rename to <name>.vib3, write the sidecar */
 static vib3_err convert_into_store(const vib3_config *cfg, const vib3_store_ref *r, const vib3_pull_opts *o,
                                    const char *src, const vib3_hub *h, const vib3_hub_snapshot *snap,
@@ -413,6 +440,8 @@ static vib3_err convert_into_store(const vib3_config *cfg, const vib3_store_ref 
     unlink(part); /* leftovers of an interrupted pull */
     unlink(part_tmp);
     if (!o->quiet) fprintf(stderr, "vib3 pull: converting %s into %s\n", src, final_path);
+    cleanup_paths_set(part);
+    g_converting = 1;
     rc = vib3_convert(&co);
     if (rc == VIB3_OK) {
         vib3_arena a;
@@ -425,6 +454,7 @@ static vib3_err convert_into_store(const vib3_config *cfg, const vib3_store_ref 
     }
     if (rc == VIB3_OK && rename(part, final_path) != 0)
         rc = vib3_err_set(VIB3_ERR_IO, "%s: rename to %s: %s", part, final_path, strerror(errno));
+    g_converting = 0;
     if (rc != VIB3_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", vib3_err_msg());
@@ -435,24 +465,47 @@ static vib3_err convert_into_store(const vib3_config *cfg, const vib3_store_ref 
     return sidecar_write(side, r, h, snap);
 }
 
-static int lock_name(const vib3_config *cfg, const char *name, vib3_err *rc) {
+/* flock $VIB3_HOME/models/.<name>.lock (waiting for another holder); returns the fd or -1.
+ * The holder unlinks the file when done (unlock_name), so after the lock is taken the path
+ * must still name the locked file, else it was removed meanwhile and the lock is taken again. */
+static int lock_name(const vib3_config *cfg, const char *name, const char *who, vib3_err *rc) {
     char p[VIB3_PATH_MAX + 200];
-    snprintf(p, sizeof p, "%s/models/.%s.lock", cfg->home, name);
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        *rc = vib3_err_set(VIB3_ERR_IO, "%s: %s", p, strerror(errno));
+    if (strf(p, sizeof p, "%s/models/.%s.lock", cfg->home, name)) {
+        *rc = vib3_err_set(VIB3_ERR_LIMIT, "%s/models/.%s.lock: path too long", cfg->home, name);
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) { /* another pull of this name: wait for it, then find it done */
-        fprintf(stderr, "vib3 pull: waiting for another `vib3 pull` of %s (lock %s)\n", name, p);
-        while (flock(fd, LOCK_EX) != 0) {
-            if (errno == EINTR) continue;
-            *rc = vib3_err_set(VIB3_ERR_IO, "%s: flock: %s", p, strerror(errno));
-            close(fd);
+    bool told = false;
+    for (;;) {
+        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            *rc = vib3_err_set(VIB3_ERR_IO, "%s: %s", p, strerror(errno));
             return -1;
         }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) { /* another pull or rm of this name: wait for it */
+            if (!told) fprintf(stderr, "vib3 %s: waiting for another `vib3 pull` or `vib3 rm` of %s (lock %s)\n", who, name, p);
+            told = true;
+            while (flock(fd, LOCK_EX) != 0) {
+                if (errno == EINTR && !vib3_hub_interrupted()) continue;
+                *rc = errno == EINTR ? vib3_err_set(VIB3_ERR_CANCELLED, "interrupted")
+                                     : vib3_err_set(VIB3_ERR_IO, "%s: flock: %s", p, strerror(errno));
+                close(fd);
+                return -1;
+            }
+        }
+        struct stat held, now;
+        if (fstat(fd, &held) == 0 && stat(p, &now) == 0 && held.st_dev == now.st_dev && held.st_ino == now.st_ino) {
+            snprintf(g_lock_path, sizeof g_lock_path, "%s", p);
+            g_locked = 1;
+            return fd;
+        }
+        close(fd); /* the previous holder removed it: lock the new file */
     }
-    return fd;
+}
+
+static void unlock_name(int fd) {
+    g_locked = 0;
+    unlink(g_lock_path); /* still held: a waiter sees the path gone and takes a new file */
+    close(fd);
 }
 
 static vib3_err pull_locked(const vib3_config *cfg, const vib3_store_ref *r, const vib3_pull_opts *o,
@@ -514,10 +567,10 @@ vib3_err vib3_store_pull(const vib3_config *cfg, const char *arg, const vib3_pul
     snprintf(dir, sizeof dir, "%s/models", cfg->home);
     if ((rc = mkdir_p(dir)) != VIB3_OK) return rc;
     if ((rc = vib3_store_path(cfg, r.name, ".vib3", out_path, cap)) != VIB3_OK) return rc;
-    int lock = lock_name(cfg, r.name, &rc);
+    int lock = lock_name(cfg, r.name, "pull", &rc);
     if (lock < 0) return rc;
     rc = pull_locked(cfg, &r, o, out_path);
-    close(lock);
+    unlock_name(lock);
     return rc;
 }
 
@@ -554,6 +607,34 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
     return remove(p) != 0 && errno != ENOENT ? -1 : 0;
 }
 
+static vib3_err rm_locked(const vib3_config *cfg, const char *name, const vib3_store_ref *r, bool purge_cache,
+                          const char *removed, const char *side) {
+    (void)r;
+    sidecar s;
+    bool have_side = sidecar_read(side, &s);
+    if (unlink(removed) != 0) {
+        if (errno != ENOENT) return vib3_err_set(VIB3_ERR_IO, "%s: %s", removed, strerror(errno));
+        if (!have_side)
+            return vib3_err_set(VIB3_ERR_NOT_FOUND, "%s: no model of that name in %s/models (see `vib3 list`)", name,
+                                cfg->home);
+    }
+    unlink(side);
+    if (purge_cache && have_side && !strcmp(s.source, "hub") && s.repo[0]) {
+        vib3_hub h;
+        char dir[VIB3_PATH_MAX], locks[VIB3_PATH_MAX + 32];
+        vib3_hub_init(&h);
+        if (vib3_hub_check_repo(s.repo) == VIB3_OK && vib3_hub_repo_dir(&h, s.repo, dir, sizeof dir) == VIB3_OK) {
+            if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+                return vib3_err_set(VIB3_ERR_IO, "%s: could not remove the cached download: %s", dir, strerror(errno));
+            /* and its download locks, <cache>/.locks/models--org--repo */
+            const char *base = strrchr(dir, '/');
+            if (base && !strf(locks, sizeof locks, "%s/.locks/%s", h.cache_dir, base + 1))
+                nftw(locks, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+    }
+    return VIB3_OK;
+}
+
 vib3_err vib3_store_rm(const vib3_config *cfg, const char *name, bool purge_cache, char *removed, int cap) {
     vib3_store_ref r;
     char side[VIB3_PATH_MAX + 200];
@@ -567,24 +648,15 @@ vib3_err vib3_store_rm(const vib3_config *cfg, const char *name, bool purge_cach
     }
     if ((rc = vib3_store_path(cfg, r.name, ".vib3", removed, cap)) != VIB3_OK) return rc;
     if ((rc = vib3_store_path(cfg, r.name, ".json", side, sizeof side)) != VIB3_OK) return rc;
-    sidecar s;
-    bool have_side = sidecar_read(side, &s);
-    if (unlink(removed) != 0) {
-        if (errno != ENOENT) return vib3_err_set(VIB3_ERR_IO, "%s: %s", removed, strerror(errno));
-        if (!have_side)
-            return vib3_err_set(VIB3_ERR_NOT_FOUND, "%s: no model of that name in %s/models (see `vib3 list`)", name,
-                                cfg->home);
-    }
-    unlink(side);
-    if (purge_cache && have_side && !strcmp(s.source, "hub") && s.repo[0]) {
-        vib3_hub h;
-        char dir[VIB3_PATH_MAX];
-        vib3_hub_init(&h);
-        if (vib3_hub_check_repo(s.repo) == VIB3_OK && vib3_hub_repo_dir(&h, s.repo, dir, sizeof dir) == VIB3_OK &&
-            nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-            return vib3_err_set(VIB3_ERR_IO, "%s: could not remove the cached download: %s", dir, strerror(errno));
-    }
-    return VIB3_OK;
+    struct stat st;
+    if (stat(removed, &st) != 0 && stat(side, &st) != 0) /* nothing to lock against: no lock file created */
+        return vib3_err_set(VIB3_ERR_NOT_FOUND, "%s: no model of that name in %s/models (see `vib3 list`)", name,
+                            cfg->home);
+    int lock = lock_name(cfg, r.name, "rm", &rc); /* not while a pull converts it */
+    if (lock < 0) return rc;
+    rc = rm_locked(cfg, name, &r, purge_cache, removed, side);
+    unlock_name(lock);
+    return rc;
 }
 
 /* ---- list ------------------------------------------------------------------------------------ */

@@ -8,7 +8,9 @@
  * expects. A pull converts into .<name>.pulling.vib3 and renames it into
  * place only once the converter finished and the reader accepts the file, so
  * a model in the store is never half-converted. .<name>.lock (flock) keeps
- * two pulls of one name apart (the second waits, then finds the model there).
+ * two pulls of one name, or a pull and an rm, apart (the second waits, then
+ * finds the model there); the holder removes it when done, so a store holds
+ * nothing but models and sidecars between commands.
  *
  * Aliases come from models.conf ("alias = org/repo[:revision]" or
  * "alias = local:DIR", DIR relative to the file), looked up in
@@ -64,6 +66,13 @@ vib3_err vib3_store_pull(const vib3_config *cfg, const char *arg, const vib3_pul
  * is missing and name is an alias or org/repo. VIB3_ERR_NOT_FOUND (message
  * naming the store) when name is neither. */
 vib3_err vib3_store_ensure(const vib3_config *cfg, const char *name, char *out_path, int cap);
+
+/* Ctrl-C during vib3_store_pull (async-signal-safe, for a signal handler). While
+ * downloading: asks the download to stop (vib3_hub_interrupt; the pull returns
+ * VIB3_ERR_CANCELLED, partial downloads stay in the Hugging Face cache for resume),
+ * returns false. While converting (the converter cannot stop midway): removes the
+ * partial .vib3 files and the lock file and returns true: the caller ends the process. */
+bool vib3_store_interrupt(void);
 
 /* Remove <name>.vib3 and its sidecar; with purge_cache also the repository's
  * directory in the Hugging Face cache. removed gets the .vib3 path. */

@@ -12,6 +12,7 @@
  * check, name validation, pull + convert + list + rm + ensure, aliases to a
  * local directory, and the CLI's exit codes. No test touches the internet.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -135,6 +136,7 @@ static bool mock(void) {
     for (size_t i = 0; i < sizeof orgs / sizeof orgs[0]; i++) make_tiny(orgs[i], "tiny");
     make_tiny("cut", "second");
     make_tiny("test", "fsize");
+    make_tiny("slow", "ctrlc");
     make_sharded();
     make_real();
     char *argv[] = {"node", "tests/store/mock_hub.mjs", "--root", g_root, "--port-file", g_port_file,
@@ -661,6 +663,8 @@ TEST(pull_convert_list_rm_ensure) {
     CHECK(file_size(path) > 4096);
     snprintf(p, sizeof p, "%s/models/.real--tinymix.pulling.vib3", cfg.home);
     CHECK(access(p, F_OK) != 0);
+    snprintf(p, sizeof p, "%s/models/.real--tinymix.lock", cfg.home); /* the pull's lock is gone once it is done */
+    CHECK(access(p, F_OK) != 0);
     vib3_store_entry es[8];
     int total = 0, n = vib3_store_list(&cfg, es, 8, &total);
     CHECK_EQ_I64(n, 1);
@@ -684,6 +688,7 @@ TEST(pull_convert_list_rm_ensure) {
     char removed[2048];
     CHECK_OK(vib3_store_rm(&cfg, "real--tinymix", false, removed, sizeof removed));
     CHECK(access(path, F_OK) != 0);
+    CHECK(access(p, F_OK) != 0); /* nor does rm leave one */
     CHECK_EQ_I64(vib3_store_rm(&cfg, "real--tinymix", false, removed, sizeof removed), VIB3_ERR_NOT_FOUND);
     CHECK_OK(vib3_store_ensure(&cfg, "real/tinymix", path, sizeof path));
     CHECK(file_size(path) > 4096);
@@ -737,12 +742,132 @@ TEST(alias_to_local_dir_converts_without_network) {
     unsetenv("VIB3_MODELS_CONF");
 }
 
+TEST(rm_leaves_no_lock_file) {
+    vib3_config cfg;
+    store_cfg(&cfg);
+    char model[2048], side[2048], lock[2048], removed[2048];
+    snprintf(model, sizeof model, "%s/models/lockme.vib3", cfg.home);
+    snprintf(side, sizeof side, "%s/models/lockme.json", cfg.home);
+    snprintf(lock, sizeof lock, "%s/models/.lockme.lock", cfg.home);
+    write_str(model, "VIB3 but not really");
+    write_str(side, "{\"name\": \"lockme\", \"source\": \"local\", \"path\": \"/nowhere\"}\n");
+    write_str(lock, ""); /* as a pull of an earlier version left it */
+    CHECK_OK(vib3_store_rm(&cfg, "lockme", false, removed, sizeof removed));
+    CHECK(access(model, F_OK) != 0);
+    CHECK(access(side, F_OK) != 0);
+    CHECK(access(lock, F_OK) != 0);
+    /* a name that is not there: NOT_FOUND, and no lock file is created for it */
+    CHECK_EQ_I64(vib3_store_rm(&cfg, "lockme", false, removed, sizeof removed), VIB3_ERR_NOT_FOUND);
+    CHECK(access(lock, F_OK) != 0);
+}
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* connection refused and an unknown host are not retried: with the default retry policy
+ * (5 retries, backoff from 500 ms) a wrong endpoint fails at once, naming it */
+TEST(unreachable_hub_fails_fast) {
+    char cache[700];
+    snprintf(cache, sizeof cache, "%s/hf-cache-unreachable", vib3_test_tmpdir());
+    setenv("HF_HUB_CACHE", cache, 1);
+    unsetenv("HF_HUB_OFFLINE");
+    unsetenv("VIB3_PULL_RETRIES");
+    unsetenv("VIB3_PULL_BACKOFF_MS");
+    static const char *const endpoints[] = {"http://127.0.0.1:9", "http://vib3-test.invalid"};
+    for (int k = 0; k < 2; k++) {
+        setenv("HF_ENDPOINT", endpoints[k], 1);
+        vib3_hub h;
+        vib3_hub_snapshot s;
+        vib3_hub_init(&h);
+        h.quiet = true;
+        CHECK(h.retries_max >= 3); /* the defaults: fast failure is not from retries turned off */
+        uint64_t t0 = mono_ms();
+        CHECK_EQ_I64(vib3_hub_download(&h, "test/never", "main", &s), VIB3_ERR_NET);
+        uint64_t ms = mono_ms() - t0;
+        if (k == 0) CHECK(ms < 3000); /* a refused connection; name resolution may take the resolver's time */
+        CHECK(strstr(vib3_err_msg(), "after 1 attempt)") != NULL);
+        CHECK(strstr(vib3_err_msg(), endpoints[k]) != NULL);
+        CHECK(strstr(vib3_err_msg(), "HF_ENDPOINT") != NULL);
+    }
+}
+
+/* Ctrl-C during `vib3 pull`: exit 130 at once with a message, nothing partial in the store,
+ * the started download kept in the Hugging Face cache for a resume */
+TEST(ctrl_c_stops_a_pull_cleanly) {
+    if (!mock()) SKIP("node not available for the mock hub");
+    char bin[512], err[700], home[700], cache[700];
+    snprintf(bin, sizeof bin, "%s/vib3", vib3_test_build_dir());
+    if (access(bin, X_OK) != 0) SKIP("vib3 binary not built");
+    snprintf(err, sizeof err, "%s/ctrlc.err", vib3_test_tmpdir());
+    snprintf(home, sizeof home, "%s/ctrlc-home", vib3_test_tmpdir());
+    snprintf(cache, sizeof cache, "%s/ctrlc-cache", vib3_test_tmpdir());
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("HF_ENDPOINT", g_endpoint, 1);
+        setenv("HF_HUB_CACHE", cache, 1);
+        setenv("VIB3_HOME", home, 1);
+        setenv("VIB3_PULL_STALL_S", "60", 1); /* the stalled transfer would hang a minute */
+        unsetenv("HF_HUB_OFFLINE");
+        unsetenv("HF_TOKEN");
+        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 2), dup2(fd, 1);
+        signal(SIGINT, SIG_DFL);
+        execl(bin, bin, "pull", "--no-progress", "slow/ctrlc", (char *)NULL);
+        _exit(127);
+    }
+    CHECK(pid > 0);
+    if (pid <= 0) return;
+    /* wait until the weights transfer has started (the mock logs the stalled CDN request) */
+    for (int i = 0; i < 200 && log_count("/cdn/slow/ctrlc/", "(stall)") == 0; i++) usleep(50000);
+    CHECK(log_count("/cdn/slow/ctrlc/", "(stall)") >= 1);
+    usleep(200000);
+    uint64_t t0 = mono_ms();
+    kill(pid, SIGINT);
+    int st = 0;
+    pid_t w = 0;
+    while ((w = waitpid(pid, &st, WNOHANG)) == 0 && mono_ms() - t0 < 10000) usleep(20000);
+    if (w == 0) { /* still running: fail, and do not leave it behind */
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        CHECK(!"vib3 pull did not stop within 10 s of SIGINT");
+        return;
+    }
+    CHECK(mono_ms() - t0 < 2000);
+    CHECK(WIFEXITED(st)); /* it handled the signal: not killed by it */
+    if (WIFEXITED(st)) CHECK_EQ_I64(WEXITSTATUS(st), 130);
+    char buf[8192] = {0};
+    FILE *f = fopen(err, "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+    }
+    CHECK(strstr(buf, "interrupted") != NULL);
+    /* the store holds nothing of it: no model, no .pulling file, no lock */
+    char models[800];
+    snprintf(models, sizeof models, "%s/models", home);
+    DIR *d = opendir(models);
+    int entries = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) entries++, fprintf(stderr, "left: %s\n", de->d_name);
+    if (d) closedir(d);
+    CHECK_EQ_I64(entries, 0);
+}
+
 /* ---- the CLI ------------------------------------------------------------------------------- */
 
 static int run_cli(const char *args, const char *out_file) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "VIB3_HOME='%s/vib3-home' HF_ENDPOINT=http://127.0.0.1:9 VIB3_PULL_RETRIES=0 %s/vib3 %s > '%s' 2>&1",
-             vib3_test_tmpdir(), vib3_test_build_dir(), args, out_file);
+    char cmd[8192], conf[1100], env[1200] = "";
+    /* a build directory outside the tree (BUILD=/tmp/x) has no ../conf/models.conf beside the binary */
+    snprintf(conf, sizeof conf, "%s/../conf/models.conf", vib3_test_build_dir());
+    if (access(conf, R_OK) != 0 && realpath("conf/models.conf", conf)) snprintf(env, sizeof env, "VIB3_MODELS_CONF='%s'", conf);
+    snprintf(cmd, sizeof cmd, "%s VIB3_HOME='%s/vib3-home' HF_ENDPOINT=http://127.0.0.1:9 VIB3_PULL_RETRIES=0 %s/vib3 %s > '%s' 2>&1",
+             env, vib3_test_tmpdir(), vib3_test_build_dir(), args, out_file);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
