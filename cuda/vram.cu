@@ -18,10 +18,12 @@
 #include "cuda/vram.h"
 
 #define NONE32 0xFFFFFFFFu
-#define QBLOCK 32
-#define Q4_BLOCK_BYTES 18 // f16 d, u8 qs[16]
-#define Q8_BLOCK_BYTES 34 // f16 d, i8 qs[32]
-#define WARPS 8           // warps per thread block: one row (neuron / output) per warp
+// the kernels (QBLOCK, WARPS, k_gate_up, k_quant_q8, k_down): one source with the CPU emulation
+// of tests/cuda/test_cuda_emu.c
+#define VIB3_PK_DYN_SHARED(name) extern __shared__ float name[]
+#define VIB3_PK_F16_TO_F32(h) __half2float(__ushort_as_half((unsigned short)(h)))
+#define VIB3_PK_F32_TO_F16(f) __half_as_ushort(__float2half_rn(f))
+#include "cuda/page_kernels.h"
 #define SMEM_MAX (48u << 10)
 
 struct vib3_vram {
@@ -302,70 +304,7 @@ extern "C" const void *vib3_vram_lookup(vib3_vram *v, uint64_t page) {
     return d;
 }
 
-// ---- kernels ---------------------------------------------------------------
-__device__ static float f16_bits_to_f32(const uint8_t *p) { // little-endian f16 at p (exact)
-    return __half2float(__ushort_as_half((unsigned short)(p[0] | p[1] << 8)));
-}
-
-// One Q4_0 row (nb blocks) · Q8_0 x, by one warp, with dot_row_q4_0's arithmetic
-// (kernels_ref.c): lane l computes the terms of blocks l, l+32, ... into
-// terms[], lane 0 then sums them in block order. Valid on lane 0 only.
-__device__ static float warp_dot_q4_q8(const uint8_t *row, const uint8_t *xq, uint32_t nb, float *terms) {
-    const uint32_t lane = threadIdx.x % 32;
-    for (uint32_t b = lane; b < nb; b += 32) {
-        const uint8_t *w = row + (uint64_t)b * Q4_BLOCK_BYTES, *x = xq + (uint64_t)b * Q8_BLOCK_BYTES;
-        const int8_t *xs = (const int8_t *)(x + 2);
-        int32_t acc = 0;
-        for (int i = 0; i < 16; i++) acc += ((w[2 + i] & 15) - 8) * xs[i] + ((w[2 + i] >> 4) - 8) * xs[i + 16];
-        terms[b] = __fmul_rn((float)acc, __fmul_rn(f16_bits_to_f32(w), f16_bits_to_f32(x)));
-    }
-    __syncwarp();
-    float s = 0.0f;
-    if (lane == 0)
-        for (uint32_t b = 0; b < nb; b++) s = __fadd_rn(s, terms[b]);
-    __syncwarp(); // terms[] is reused by the warp's next row
-    return s;
-}
-
-// act[j] = silu(gate_j · x) * (up_j · x), one warp per neuron j (vib3_swiglu_ref's expression)
-__global__ static void k_gate_up(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *xq, float *act) {
-    extern __shared__ float sh[];
-    const uint32_t warp = threadIdx.x / 32, j = blockIdx.x * WARPS + warp, nb = hidden / QBLOCK;
-    if (j >= k) return; // whole warp
-    const uint64_t rb = (uint64_t)nb * Q4_BLOCK_BYTES;
-    float *terms = sh + (size_t)warp * nb;
-    float g = warp_dot_q4_q8(page + (uint64_t)j * rb, xq, nb, terms);
-    float u = warp_dot_q4_q8(page + ((uint64_t)k + j) * rb, xq, nb, terms);
-    if (threadIdx.x % 32 == 0) act[j] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
-}
-
-// act -> Q8_0 blocks as vib3_quantize_q8_0_ref: d = amax / 127, q = roundf(x * (1 / d)), one warp per block
-__global__ static void k_quant_q8(const float *act, uint32_t k, uint8_t *actq) {
-    const uint32_t lane = threadIdx.x % 32, b = blockIdx.x * WARPS + threadIdx.x / 32;
-    if (b >= k / QBLOCK) return; // whole warp
-    float x = act[(uint64_t)b * QBLOCK + lane], amax = fabsf(x);
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    float d = __fdiv_rn(amax, 127.0f), id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
-    uint8_t *blk = actq + (uint64_t)b * Q8_BLOCK_BYTES;
-    blk[2 + lane] = (uint8_t)(int8_t)roundf(__fmul_rn(x, id));
-    if (lane == 0) {
-        unsigned short h = __half_as_ushort(__float2half_rn(d));
-        blk[0] = (uint8_t)(h & 0xff);
-        blk[1] = (uint8_t)(h >> 8);
-    }
-}
-
-// y[i] = weight * (down_i · actq), one warp per output row i (page_down's scale * yb[i])
-__global__ static void k_down(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *actq, float weight,
-                              float *y) {
-    extern __shared__ float sh[];
-    const uint32_t warp = threadIdx.x / 32, i = blockIdx.x * WARPS + warp, nbk = k / QBLOCK;
-    if (i >= hidden) return; // whole warp
-    const uint64_t rb = (uint64_t)(hidden / QBLOCK) * Q4_BLOCK_BYTES, db = (uint64_t)nbk * Q4_BLOCK_BYTES;
-    float s = warp_dot_q4_q8(page + 2 * (uint64_t)k * rb + (uint64_t)i * db, actq, nbk, sh + (size_t)warp * nbk);
-    if (threadIdx.x % 32 == 0) y[i] = __fmul_rn(weight, s);
-}
-
+// ---- page product ---------------------------------------------------------------
 enum { PF_DONE = 0, PF_ABSENT, PF_SHAPE, PF_CUDA };
 
 static int page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t k, const void *xq, float weight,
@@ -385,13 +324,13 @@ static int page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_
                              v->stream)) != cudaSuccess)
         goto fail;
     {
-        const unsigned threads = WARPS * 32, down_threads = v->inject ? 2048u : threads; // 2048 > any device's limit
+        const unsigned down_threads = v->inject ? 2048u : PK_THREADS; // 2048 > any device's limit
         v->inject = 0;
-        k_gate_up<<<(k + WARPS - 1) / WARPS, threads, WARPS * (hidden / QBLOCK) * sizeof(float), v->stream>>>(
-            d, hidden, k, v->d_x, v->d_act);
-        k_quant_q8<<<(k / QBLOCK + WARPS - 1) / WARPS, threads, 0, v->stream>>>(v->d_act, k, v->d_actq);
-        k_down<<<(hidden + WARPS - 1) / WARPS, down_threads, WARPS * (k / QBLOCK) * sizeof(float), v->stream>>>(
-            d, hidden, k, v->d_actq, weight, v->d_out);
+        k_gate_up<<<pk_grid_gate_up(k), PK_THREADS, pk_smem_gate_up(hidden), v->stream>>>(d, hidden, k, v->d_x,
+                                                                                          v->d_act);
+        k_quant_q8<<<pk_grid_quant(k), PK_THREADS, 0, v->stream>>>(v->d_act, k, v->d_actq);
+        k_down<<<pk_grid_down(hidden), down_threads, pk_smem_down(k), v->stream>>>(d, hidden, k, v->d_actq, weight,
+                                                                                   v->d_out);
         what = "page ffn: kernel launch";
         if ((e = cudaGetLastError()) != cudaSuccess) goto fail;
     }

@@ -1,0 +1,104 @@
+/* page_kernels.h — the Q4_0 page FFN kernels of cuda/vram.cu and their launch
+ * shapes, written in the common subset of CUDA C++ and C11 so that the same
+ * source also runs on the CPU: tests/cuda/test_cuda_emu.c executes these
+ * kernels lane by lane (32 threads per warp, a barrier for __syncwarp) in
+ * every build and requires bit-identical output to vib3_page_ffn_q4_0_ref,
+ * which checks indexing, layout and arithmetic without a GPU.
+ *
+ * The includer defines, before including:
+ *   VIB3_PK_DYN_SHARED(name)  declares `float *name`-like dynamic shared memory
+ *   VIB3_PK_F16_TO_F32(bits)  f16 bits (unsigned) -> float, exact
+ *   VIB3_PK_F32_TO_F16(f)     float -> f16 bits, round to nearest even
+ * and, outside nvcc, __device__ / __global__ (empty), threadIdx / blockIdx
+ * (.x), __syncwarp(), __shfl_xor_sync(), __fmul_rn(), __fadd_rn(), __fdiv_rn().
+ *
+ * Arithmetic = simd/kernels_ref.c (dot_row_q4_0, vib3_swiglu_ref,
+ * vib3_quantize_q8_0_ref, page_down): integer block dot products, each block
+ * term (float)acc * (d_w * d_x), terms summed in block order by lane 0, IEEE
+ * operations spelled __fmul_rn / __fadd_rn / __fdiv_rn so nvcc cannot
+ * contract them into FMAs. On the GPU only expf differs (CUDA's, <= 2 ulp).
+ */
+#ifndef VIB3_CUDA_PAGE_KERNELS_H
+#define VIB3_CUDA_PAGE_KERNELS_H
+
+#include <math.h>
+#include <stdint.h>
+
+#define QBLOCK 32
+#define Q4_BLOCK_BYTES 18 /* f16 d, u8 qs[16] */
+#define Q8_BLOCK_BYTES 34 /* f16 d, i8 qs[32] */
+#define WARPS 8           /* warps per thread block: one row (neuron / output) per warp */
+#define PK_THREADS (WARPS * 32)
+
+/* launch shapes: grid blocks of PK_THREADS threads and dynamic shared bytes */
+static inline uint32_t pk_grid_gate_up(uint32_t k) { return (k + WARPS - 1) / WARPS; }
+static inline uint32_t pk_grid_quant(uint32_t k) { return (k / QBLOCK + WARPS - 1) / WARPS; }
+static inline uint32_t pk_grid_down(uint32_t hidden) { return (hidden + WARPS - 1) / WARPS; }
+static inline uint32_t pk_smem_gate_up(uint32_t hidden) { return WARPS * (hidden / QBLOCK) * (uint32_t)sizeof(float); }
+static inline uint32_t pk_smem_down(uint32_t k) { return WARPS * (k / QBLOCK) * (uint32_t)sizeof(float); }
+
+__device__ static inline float pk_f16(const uint8_t *p) { /* little-endian f16 at p */
+    return VIB3_PK_F16_TO_F32((unsigned)(p[0] | p[1] << 8));
+}
+
+/* One Q4_0 row (nb blocks) · Q8_0 x by one warp, dot_row_q4_0's arithmetic:
+ * lane l computes the terms of blocks l, l+32, ... into terms[], lane 0 then
+ * sums them in block order. Valid on lane 0 only. */
+__device__ static inline float warp_dot_q4_q8(const uint8_t *row, const uint8_t *xq, uint32_t nb, float *terms) {
+    const uint32_t lane = threadIdx.x % 32;
+    for (uint32_t b = lane; b < nb; b += 32) {
+        const uint8_t *w = row + (uint64_t)b * Q4_BLOCK_BYTES, *x = xq + (uint64_t)b * Q8_BLOCK_BYTES;
+        const int8_t *xs = (const int8_t *)(x + 2);
+        int32_t acc = 0;
+        for (int i = 0; i < 16; i++) acc += ((w[2 + i] & 15) - 8) * xs[i] + ((w[2 + i] >> 4) - 8) * xs[i + 16];
+        terms[b] = __fmul_rn((float)acc, __fmul_rn(pk_f16(w), pk_f16(x)));
+    }
+    __syncwarp();
+    float s = 0.0f;
+    if (lane == 0)
+        for (uint32_t b = 0; b < nb; b++) s = __fadd_rn(s, terms[b]);
+    __syncwarp(); /* terms[] is reused by the warp's next row */
+    return s;
+}
+
+/* act[j] = silu(gate_j · x) * (up_j · x), one warp per neuron j (vib3_swiglu_ref's expression);
+ * page = gate (k, hidden) | up (k, hidden) | down (hidden, k) */
+__global__ static void k_gate_up(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *xq, float *act) {
+    VIB3_PK_DYN_SHARED(sh);
+    const uint32_t warp = threadIdx.x / 32, j = blockIdx.x * WARPS + warp, nb = hidden / QBLOCK;
+    if (j >= k) return; /* whole warp */
+    const uint64_t rb = (uint64_t)nb * Q4_BLOCK_BYTES;
+    float *terms = sh + (uint64_t)warp * nb;
+    float g = warp_dot_q4_q8(page + (uint64_t)j * rb, xq, nb, terms);
+    float u = warp_dot_q4_q8(page + ((uint64_t)k + j) * rb, xq, nb, terms);
+    if (threadIdx.x % 32 == 0) act[j] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+}
+
+/* act -> Q8_0 blocks as vib3_quantize_q8_0_ref: d = amax / 127, q = roundf(x * (1 / d)), one warp per block */
+__global__ static void k_quant_q8(const float *act, uint32_t k, uint8_t *actq) {
+    const uint32_t lane = threadIdx.x % 32, b = blockIdx.x * WARPS + threadIdx.x / 32;
+    if (b >= k / QBLOCK) return; /* whole warp */
+    float x = act[(uint64_t)b * QBLOCK + lane], amax = fabsf(x);
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    float d = __fdiv_rn(amax, 127.0f), id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+    uint8_t *blk = actq + (uint64_t)b * Q8_BLOCK_BYTES;
+    blk[2 + lane] = (uint8_t)(int8_t)roundf(__fmul_rn(x, id));
+    if (lane == 0) {
+        unsigned h = (unsigned)VIB3_PK_F32_TO_F16(d);
+        blk[0] = (uint8_t)(h & 0xff);
+        blk[1] = (uint8_t)(h >> 8);
+    }
+}
+
+/* y[i] = weight * (down_i · actq), one warp per output row i (page_down's scale * yb[i]) */
+__global__ static void k_down(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *actq, float weight,
+                              float *y) {
+    VIB3_PK_DYN_SHARED(sh);
+    const uint32_t warp = threadIdx.x / 32, i = blockIdx.x * WARPS + warp, nbk = k / QBLOCK;
+    if (i >= hidden) return; /* whole warp */
+    const uint64_t rb = (uint64_t)(hidden / QBLOCK) * Q4_BLOCK_BYTES, db = (uint64_t)nbk * Q4_BLOCK_BYTES;
+    float s = warp_dot_q4_q8(page + 2 * (uint64_t)k * rb + (uint64_t)i * db, actq, nbk, sh + (uint64_t)warp * nbk);
+    if (threadIdx.x % 32 == 0) y[i] = __fmul_rn(weight, s);
+}
+
+#endif

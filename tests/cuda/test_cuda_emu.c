@@ -1,0 +1,164 @@
+/* test_cuda_emu.c — the CUDA page kernels (cuda/page_kernels.h, the source
+ * cuda/vram.cu compiles for the GPU) executed on the CPU: every warp runs as
+ * 32 coroutines that meet at every __syncwarp (and exchange values through
+ * an array for __shfl_xor_sync), thread blocks and their warps one after another (the
+ * kernels share nothing across warps), with the launch shapes vram.cu uses.
+ * With the host's expf every operation is the reference's, so the output must
+ * be bit-identical to vib3_page_ffn_q4_0_ref on random pages of odd shapes:
+ * this checks the kernels' indexing, page / block layout and arithmetic
+ * order in every build, without a GPU. What it cannot check: CUDA's expf
+ * (<= 2 ulp), the device memory model, launches and copies (test_cuda.c on a
+ * GPU does). */
+#include "tests/test.h"
+
+#include <stdlib.h>
+#include <ucontext.h>
+
+#include "format/vib3_format.h"
+#include "simd/simd.h"
+
+/* ---- the CUDA built-ins the kernels use, on coroutines ------------------------------------
+ * A warp's 32 lanes are ucontext coroutines on this thread, run round robin: a
+ * lane runs until its next __syncwarp (or its end), then the next lane; every
+ * lane passes the same barriers (the kernels' control flow is warp-uniform), so
+ * when lane 0 resumes, all 32 have arrived. Cheaper than 32 threads and
+ * barriers by two orders of magnitude on a busy machine. */
+typedef struct { uint32_t x; } emu_dim3;
+static emu_dim3 threadIdx, blockIdx;
+static float *emu_shared;
+static ucontext_t emu_sched, emu_lane[32];
+static uint32_t emu_cur;
+static int emu_done[32];
+static float emu_xch[32];
+static void (*emu_body)(void);
+
+#define __device__
+#define __global__
+static inline void __syncwarp(void) { swapcontext(&emu_lane[emu_cur], &emu_sched); }
+static inline float __shfl_xor_sync(unsigned mask, float v, int o) {
+    (void)mask;
+    uint32_t lane = threadIdx.x % 32;
+    emu_xch[lane] = v;
+    __syncwarp();
+    float r = emu_xch[lane ^ (uint32_t)o];
+    __syncwarp();
+    return r;
+}
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+#define VIB3_PK_DYN_SHARED(name) float *name = emu_shared
+#define VIB3_PK_F16_TO_F32(h) vib3_f16_to_f32((uint16_t)(h))
+#define VIB3_PK_F32_TO_F16(f) vib3_f32_to_f16(f)
+#include "cuda/page_kernels.h"
+
+static void emu_lane_entry(void) {
+    emu_body();
+    emu_done[emu_cur] = 1; /* returns to emu_sched through uc_link */
+}
+
+/* <<<grid, PK_THREADS, smem>>>: blocks and their warps in order, each warp as 32 coroutines */
+static void emu_launch(void (*body)(void), uint32_t grid, uint32_t smem) {
+    static char stacks[32][32768];
+    emu_body = body;
+    emu_shared = calloc(smem / sizeof(float) + 1, sizeof(float));
+    for (volatile uint32_t b = 0; b < grid; b++) /* volatile: live across swapcontext */
+        for (volatile uint32_t wp = 0; wp < WARPS; wp++) {
+            for (uint32_t l = 0; l < 32; l++) {
+                getcontext(&emu_lane[l]);
+                emu_lane[l].uc_stack.ss_sp = stacks[l];
+                emu_lane[l].uc_stack.ss_size = sizeof stacks[l];
+                emu_lane[l].uc_link = &emu_sched;
+                makecontext(&emu_lane[l], emu_lane_entry, 0);
+                emu_done[l] = 0;
+            }
+            for (volatile int left = 32; left > 0;) {
+                left = 0;
+                for (volatile uint32_t l = 0; l < 32; l++) {
+                    if (emu_done[l]) continue;
+                    emu_cur = l;
+                    threadIdx.x = wp * 32 + l;
+                    blockIdx.x = b;
+                    swapcontext(&emu_sched, &emu_lane[l]);
+                    left += !emu_done[l];
+                }
+            }
+        }
+    free(emu_shared);
+}
+
+/* the kernel arguments (one launch at a time) */
+static struct {
+    const uint8_t *page, *xq;
+    uint32_t hidden, k;
+    float *act, *y, weight;
+    uint8_t *actq;
+} ka;
+static void run_gate_up(void) { k_gate_up(ka.page, ka.hidden, ka.k, ka.xq, ka.act); }
+static void run_quant(void) { k_quant_q8(ka.act, ka.k, ka.actq); }
+static void run_down(void) { k_down(ka.page, ka.hidden, ka.k, ka.actq, ka.weight, ka.y); }
+
+/* vram.cu's page_ffn_locked on the emulator: out += weight * page_ffn(xq) */
+static void emu_page_ffn(const uint8_t *page, uint32_t h, uint32_t k, const uint8_t *xq, float weight, float *out,
+                         float *act, uint8_t *actq, float *y) {
+    ka.page = page, ka.hidden = h, ka.k = k, ka.xq = xq, ka.act = act, ka.actq = actq, ka.y = y, ka.weight = weight;
+    emu_launch(run_gate_up, pk_grid_gate_up(k), pk_smem_gate_up(h));
+    emu_launch(run_quant, pk_grid_quant(k), 0);
+    emu_launch(run_down, pk_grid_down(h), pk_smem_down(k));
+    for (uint32_t i = 0; i < h; i++) out[i] += y[i];
+}
+
+static void random_page(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
+    uint64_t blocks = 3ull * k * (h / 32);
+    for (uint64_t b = 0; b < blocks; b++) {
+        uint8_t *blk = page + b * 18;
+        uint16_t d = vib3_f32_to_f16(0.004f + 0.008f * (vib3_test_randf(seed) + 1.0f));
+        blk[0] = (uint8_t)(d & 0xff);
+        blk[1] = (uint8_t)(d >> 8);
+        for (int i = 0; i < 16; i++) blk[2 + i] = (uint8_t)vib3_test_rand(seed);
+    }
+}
+
+TEST(cuda_kernels_emulated_match_reference_bit_for_bit) {
+    /* odd block counts, tail warps, rows of more than 32 blocks (lanes loop) in gate/up and in down */
+    static const uint32_t shapes[][2] = {{32, 32}, {96, 32}, {96, 160}, {192, 384}, {1184, 96}, {160, 1056},
+                                         {2048, 64}, {64, 2048}};
+    const uint32_t hmax = 2048, kmax = 2048;
+    uint64_t maxb = 0, seed = 11;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint64_t b = 3ull * shapes[s][1] * (shapes[s][0] / 32) * 18;
+        if (b > maxb) maxb = b;
+    }
+    uint8_t *page = malloc(maxb), *actq = malloc(kmax / 32 * 34);
+    float *x = malloc(hmax * 4), *gpu = malloc(hmax * 4), *cpu = malloc(hmax * 4), *act = malloc(kmax * 4),
+          *y = malloc(hmax * 4);
+    vib3_block_q8_0 *xq = malloc(hmax / 32 * sizeof(vib3_block_q8_0));
+    const vib3_simd_ops *ref = vib3_simd_ref();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint32_t h = shapes[s][0], k = shapes[s][1];
+        random_page(page, h, k, &seed);
+        for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), gpu[i] = cpu[i] = 0.01f * (float)i;
+        vib3_quantize_q8_0_ref(x, xq, h);
+        float wgt = 0.25f + 0.5f * (vib3_test_randf(&seed) + 1.0f);
+        memset(act, 0xff, kmax * 4); /* NaN: what a kernel fails to write shows */
+        emu_page_ffn(page, h, k, (const uint8_t *)xq, wgt, gpu, act, actq, y);
+        ref->page_ffn[VIB3_DTYPE_Q4_0](page, h, k, xq, wgt, cpu);
+        uint32_t diff = 0, first = h;
+        for (uint32_t i = 0; i < h; i++)
+            if (memcmp(&gpu[i], &cpu[i], 4)) diff++, first = first < i ? first : i;
+        CHECK_MSG(diff == 0, "page hidden %u, K %u: %u of %u outputs differ (first %u: %.9g vs %.9g)", h, k, diff, h,
+                  first, first < h ? gpu[first] : 0.0, first < h ? cpu[first] : 0.0);
+    }
+    free(page), free(actq), free(x), free(gpu), free(cpu), free(act), free(y), free(xq);
+}
+
+/* the launch shapes cover every row exactly once and fit the shared memory vram_open allows */
+TEST(cuda_launch_shapes_cover_the_page) {
+    for (uint32_t k = 32; k <= VIB3_SIMD_PAGE_K_MAX; k += 32) {
+        CHECK(pk_grid_gate_up(k) * WARPS >= k && (pk_grid_gate_up(k) - 1) * WARPS < k);
+        CHECK(pk_grid_quant(k) * WARPS >= k / 32 && (pk_grid_quant(k) - 1) * WARPS < k / 32);
+        CHECK(pk_grid_down(k) * WARPS >= k && (pk_grid_down(k) - 1) * WARPS < k);
+        CHECK(pk_smem_down(k) == WARPS * (k / 32) * 4);
+    }
+    CHECK(pk_smem_down(VIB3_SIMD_PAGE_K_MAX) <= 48u << 10);
+}
