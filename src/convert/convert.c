@@ -13,8 +13,8 @@
  *      the temp file into place. Any error aborts the writer: no output.
  *
  * Memory: the largest buffer is one FFN slot's pages in the output dtype (or
- * a chunk of them under the budget) plus one dense tensor's encoded bytes
- * (the writer takes a tensor whole); F32 scratch is one row per worker.
+ * a chunk of them under the budget) plus one chunk of a dense tensor's rows
+ * (dense.c streams them to the writer); F32 scratch is one row per worker.
  */
 #include "convert/convert.h"
 
@@ -98,58 +98,9 @@ static vib3_err find_matrix(vib3_cvt *c, const char *base, uint64_t rows, uint64
 }
 
 /* ---- dense tensors ------------------------------------------------------- */
-typedef struct rows_job {
-    vib3_cvt *c;
-    const vib3_weight *w;
-    vib3_dtype dt;
-    uint8_t *out;
-    uint64_t row_bytes;
-    uint64_t rows_per_task;
-} rows_job;
-
-static void rows_task(void *ctx, uint64_t index, uint32_t worker) {
-    rows_job *j = ctx;
-    float *tmp = j->c->scratch[worker];
-    uint64_t r0 = index * j->rows_per_task, r1 = r0 + j->rows_per_task;
-    if (r1 > j->w->rows) r1 = j->w->rows;
-    for (uint64_t r = r0; r < r1; r++) {
-        vib3_weight_row_f32(j->w, r, 0, j->w->cols, tmp);
-        vib3_encode_row(j->dt, tmp, j->w->cols, j->out + r * j->row_bytes);
-    }
-}
-
-/* write w as canonical tensor `name` in dtype dt (vectors: dims = [cols]) */
+/* write w as canonical tensor `name` in dtype dt (vectors: dims = [cols]); dense.c streams it in row chunks */
 static vib3_err put_tensor(vib3_cvt *c, const vib3_weight *w, const char *name, vib3_dtype dt, bool vector) {
-    if ((dt == VIB3_DTYPE_Q4_0 || dt == VIB3_DTYPE_Q8_0) && w->cols % VIB3_QBLOCK) dt = VIB3_DTYPE_F16;
-    if (c->expert_dt == VIB3_DTYPE_F32 && dt != VIB3_DTYPE_F32) dt = VIB3_DTYPE_F32;
-    uint64_t row_bytes = vib3_dtype_row_bytes(dt, w->cols);
-    if (w->rows && row_bytes > UINT64_MAX / w->rows) return vib3_err_set(VIB3_ERR_LIMIT, "tensor %s too large", w->name);
-    uint64_t bytes = row_bytes * w->rows;
-    if (bytes > c->budget_bytes)
-        return vib3_err_set(VIB3_ERR_LIMIT, "%s: tensor %s needs %llu bytes, over the memory budget of %llu", c->o->model_path,
-                            w->name, (unsigned long long)bytes, (unsigned long long)c->budget_bytes);
-    uint8_t *out = malloc(bytes ? bytes : 1);
-    if (!out) return vib3_err_set(VIB3_ERR_NOMEM, "tensor %s: %llu bytes", w->name, (unsigned long long)bytes);
-    if (w->cols > c->scratch_floats) {
-        free(out);
-        return vib3_err_set(VIB3_ERR_INTERNAL, "tensor %s: row of %llu over scratch", w->name, (unsigned long long)w->cols);
-    }
-    rows_job j = {c, w, dt, out, row_bytes, 0};
-    j.rows_per_task = 1 + (1u << 16) / (w->cols + 1);
-    vib3_par_for(c->par, (w->rows + j.rows_per_task - 1) / j.rows_per_task, rows_task, &j);
-    uint64_t dims[2];
-    uint32_t nd;
-    if (vector) {
-        dims[0] = w->rows * w->cols;
-        nd = 1;
-    } else {
-        dims[0] = w->rows;
-        dims[1] = w->cols;
-        nd = 2;
-    }
-    vib3_err e = vib3_writer_add_tensor(&c->w, name, dt, nd, dims, out, bytes);
-    free(out);
-    if (!e) c->dense_bytes_out += bytes;
+    vib3_err e = vib3_cvt_put_dense(c, w, name, dt, vector);
     done_bytes(c, w, name);
     return e;
 }

@@ -166,7 +166,7 @@ struct vib3_hf_model;
 vib3_err vib3_gguf_model(const vib3_src *s, const char *path, struct vib3_hf_model *m);
 
 /* ---- weights ------------------------------------------------------------ */
-typedef enum vib3_wkind { VIB3_W_PLAIN = 0, VIB3_W_FP8_BLOCK, VIB3_W_PACKED_INT4 } vib3_wkind;
+typedef enum vib3_wkind { VIB3_W_PLAIN = 0, VIB3_W_FP8_BLOCK, VIB3_W_PACKED_INT4, VIB3_W_MLA_KV_B } vib3_wkind;
 
 typedef struct vib3_weight {
     const vib3_src_tensor *t;      /* weight / weight_packed */
@@ -175,10 +175,15 @@ typedef struct vib3_weight {
     uint64_t rows, cols;           /* logical (1-D: rows = 1) */
     uint32_t block_rows, block_cols; /* FP8 scale blocks */
     uint32_t group;                /* packed: group size along cols */
+    uint32_t mla_nope, mla_v;      /* MLA_KV_B: per-head rows from k_b (transposed) and from v_b */
     char name[VIB3_SRC_NAME_MAX + 32]; /* full tensor name for errors */
 } vib3_weight;
 
 /* look up base + ".weight" (with FP8 scale_inv) or base + ".weight_packed";
+ * an MLA "...kv_b_proj" missing in a newer deepseek2 GGUF is reassembled from
+ * its split "...k_b_proj.weight" (heads, kv_lora_rank, qk_nope), read
+ * transposed, and "...v_b_proj.weight" (heads, v_head_dim, kv_lora_rank)
+ * (kind VIB3_W_MLA_KV_B, t = k_b, scale = v_b);
  * VIB3_ERR_NOT_FOUND (message names base) when absent */
 vib3_err vib3_weight_find(const vib3_src *s, const char *base, vib3_weight *w);
 /* a plain tensor by full name (biases, norms, correction bias) */
@@ -191,6 +196,11 @@ bool vib3_weight_row_native_q4(const vib3_weight *w, uint64_t row, uint64_t col0
 bool vib3_weight_native_q4_possible(const vib3_weight *w);
 /* bytes of source data behind the weight (for throughput and release) */
 void vib3_weight_release(const vib3_weight *w);
+/* drop the mapped source pages of logical rows [r0, r1) from our RSS (streaming
+ * a huge tensor); a no-op for kinds whose rows are not contiguous source rows */
+void vib3_weight_release_rows(const vib3_weight *w, uint64_t r0, uint64_t r1);
+/* source bytes read per logical row (an upper bound, scales included) */
+uint64_t vib3_weight_row_source_bytes(const vib3_weight *w);
 
 /* ---- numeric conversions and quantizers (quant.c) ----------------------- */
 float vib3_cvt_f16_to_f32(uint16_t h);

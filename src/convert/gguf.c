@@ -440,8 +440,13 @@ static vib3_err gguf_tensor(void *vctx, const char *name, uint32_t name_len, uin
             return add_named(c, hf, dtype, nd, ne, data, bytes, 0);
         }
     }
-    if (!strcmp(rest, "attn_k_b.weight") || !strcmp(rest, "attn_v_b.weight"))
-        return VIB3_OK; /* split copies of attn_kv_b in newer deepseek2 GGUFs; attn_kv_b is used */
+    /* newer deepseek2 GGUFs split attn_kv_b into attn_k_b (per head, transposed) and attn_v_b, often
+     * without attn_kv_b: imported as k_b_proj / v_b_proj, from which the weight layer reads kv_b_proj
+     * back when it is absent (weight.c); with attn_kv_b present they are unused */
+    if (!strcmp(rest, "attn_k_b.weight") || !strcmp(rest, "attn_v_b.weight")) {
+        snprintf(hf, sizeof hf, "model.layers.%u.self_attn.%s_b_proj.weight", layer, rest[5] == 'k' ? "k" : "v");
+        return add_named(c, hf, dtype, nd, ne, data, bytes, 0);
+    }
     return vib3_src_add(c->s, tn, dtype, 0, ne, data, bytes, c->file);
 }
 
@@ -479,6 +484,45 @@ vib3_err vib3_gguf_load(vib3_src *s, const char *path) {
 }
 
 /* ---- model description ------------------------------------------------------ */
+/* a layer without attn_kv_b needs attn_k_b (qk_nope, kv_lora_rank, heads) and attn_v_b
+ * (kv_lora_rank, v_head_dim, heads) in ggml order: checked here, where the GGUF names and
+ * the config are known */
+static vib3_err check_mla_split(const vib3_src *s, const char *path, const vib3_model_config *cfg) {
+    char n[128];
+    for (uint32_t l = 0; l < cfg->n_layers; l++) {
+        snprintf(n, sizeof n, "model.layers.%u.self_attn.kv_b_proj.weight", l);
+        if (vib3_src_find(s, n)) continue;
+        uint64_t want[2][3] = {{cfg->qk_nope_head_dim, cfg->kv_lora_rank, cfg->n_heads},
+                               {cfg->kv_lora_rank, cfg->v_head_dim, cfg->n_heads}};
+        static const char *const what[2] = {"(qk_nope_head_dim, kv_lora_rank, head_count)",
+                                            "(kv_lora_rank, v_head_dim, head_count)"};
+        for (int k = 0; k < 2; k++) {
+            snprintf(n, sizeof n, "model.layers.%u.self_attn.%s_b_proj.weight", l, k ? "v" : "k");
+            const vib3_src_tensor *t = vib3_src_find(s, n);
+            if (!t)
+                return vib3_err_set(VIB3_ERR_FORMAT,
+                                    "%s: layer %u: tensor blk.%u.attn_kv_b.weight is missing and so is blk.%u.attn_%s_b.weight "
+                                    "(MLA needs attn_kv_b or both attn_k_b and attn_v_b)",
+                                    path, l, l, l, k ? "v" : "k");
+            /* dims are in PyTorch order here: ggml ne reversed */
+            if (t->n_dims != 3 || t->dims[2] != want[k][0] || t->dims[1] != want[k][1] || t->dims[0] != want[k][2]) {
+                char got[96];
+                int o = snprintf(got, sizeof got, "[");
+                for (uint32_t d = 0; d < t->n_dims && o < (int)sizeof got - 24; d++)
+                    o += snprintf(got + o, sizeof got - (size_t)o, "%s%llu", d ? ", " : "",
+                                  (unsigned long long)t->dims[t->n_dims - 1 - d]);
+                snprintf(got + o, sizeof got - (size_t)o, "]");
+                return vib3_err_set(VIB3_ERR_FORMAT,
+                                    "%s: tensor blk.%u.attn_%s_b.weight: ne %s, expected [%llu, %llu, %llu] = %s", path,
+                                    l, k ? "v" : "k", got, (unsigned long long)want[k][0],
+                                    (unsigned long long)want[k][1],
+                                    (unsigned long long)want[k][2], what[k]);
+            }
+        }
+    }
+    return VIB3_OK;
+}
+
 vib3_err vib3_gguf_model(const vib3_src *s, const char *path, vib3_hf_model *m) {
     const vib3_gguf *g = s->gguf;
     memset(m, 0, sizeof *m);
@@ -569,6 +613,15 @@ vib3_err vib3_gguf_model(const vib3_src *s, const char *path, vib3_hf_model *m) 
         }
         OPT("attention.q_lora_rank", cfg->q_lora_rank, 0, VIB3_MAX_DIM);
         REQ("attention.kv_lora_rank", cfg->kv_lora_rank, 1, VIB3_MAX_DIM);
+        /* llama.cpp since its MLA rework writes key_length = kv_lora_rank + rope and value_length =
+         * kv_lora_rank (the decode-time MQA view) and the per-head sizes as *_mla */
+        if (arch_key(g, arch, "attention.key_length_mla", &v)) {
+            if (v < 1 || v > 65536)
+                return vib3_err_set(VIB3_ERR_FORMAT, "%s: metadata %s.attention.key_length_mla = %llu out of range", path,
+                                    arch, (unsigned long long)v);
+            cfg->head_dim = (uint32_t)v;
+            REQ("attention.value_length_mla", cfg->v_head_dim, 1, 65536);
+        }
         cfg->qk_rope_head_dim = cfg->rope_dim;
         if (cfg->head_dim <= cfg->rope_dim)
             return vib3_err_set(VIB3_ERR_FORMAT, "%s: key_length %u <= rope dims %u", path, cfg->head_dim, cfg->rope_dim);
@@ -619,6 +672,10 @@ vib3_err vib3_gguf_model(const vib3_src *s, const char *path, vib3_hf_model *m) 
     if (!emb || emb->n_dims != 2 || emb->dims[0] == 0 || emb->dims[0] > VIB3_MAX_VOCAB)
         return vib3_err_set(VIB3_ERR_FORMAT, "%s: tensor token_embd.weight missing or not (vocab, hidden)", path);
     cfg->vocab_size = (uint32_t)emb->dims[0];
+    if (ds) {
+        vib3_err e = check_mla_split(s, path, cfg);
+        if (e) return e;
+    }
     cfg->bos_token_id = cfg->eos_token_id = VIB3_TOKEN_NONE;
     if (vib3_gguf_get_u64(g, "tokenizer.ggml.bos_token_id", &v) && v < cfg->vocab_size) cfg->bos_token_id = (uint32_t)v;
     if (vib3_gguf_get_u64(g, "tokenizer.ggml.eos_token_id", &v) && v < cfg->vocab_size) cfg->eos_token_id = (uint32_t)v;

@@ -94,6 +94,8 @@ void vib3_cvt_sig_tmp_close(vib3_cvt *c); /* and unlink */
 void vib3_cvt_recall_layer_end(vib3_cvt *c);
 /* COAC from the calibration statistics */
 vib3_err vib3_cvt_put_coact(vib3_cvt *c);
+/* dense.c: a non-expert tensor, streamed in row chunks under the budget */
+vib3_err vib3_cvt_put_dense(vib3_cvt *c, const vib3_weight *w, const char *name, vib3_dtype dt, bool vector);
 /* sections.c */
 vib3_err vib3_cvt_put_tokenizer(vib3_cvt *c);
 vib3_err vib3_cvt_put_meta(vib3_cvt *c);

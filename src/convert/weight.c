@@ -12,6 +12,12 @@
  *                  w = (nibble - 8) * scale[r][c/group]  (Kimi K2-Thinking / K2.5
  *                  experts, group 32). With group 32 a row is ggml Q4_0 blocks
  *                  after re-packing the nibbles, so Q4_0 output is lossless.
+ *   MLA kv_b split newer llama.cpp deepseek2 GGUFs store kv_b_proj (heads *
+ *                  (qk_nope + v_head), kv_lora_rank) as attn_k_b (heads,
+ *                  kv_lora_rank, qk_nope) = each head's first qk_nope rows
+ *                  transposed, and attn_v_b (heads, v_head, kv_lora_rank) =
+ *                  its last v_head rows, often without attn_kv_b itself; the
+ *                  logical kv_b rows are read back from the two (no copy).
  * GGUF Q/K weights of llama-arch models carry qk_heads: their rows are in
  * llama.cpp's interleaved order and are read back in HF order.
  */
@@ -48,6 +54,50 @@ vib3_err vib3_weight_find_plain(const vib3_src *s, const char *name, vib3_weight
     return VIB3_OK;
 }
 
+/* base ends in "kv_b_proj" and base's k_b_proj / v_b_proj split exists */
+static vib3_err find_mla_split(const vib3_src *s, const char *base, vib3_weight *w) {
+    size_t n = strlen(base);
+    static const char suffix[] = "kv_b_proj";
+    if (n < sizeof suffix - 1 || strcmp(base + n - (sizeof suffix - 1), suffix)) return VIB3_ERR_NOT_FOUND;
+    char kn[VIB3_SRC_NAME_MAX + 32], vn[VIB3_SRC_NAME_MAX + 32];
+    int stem = (int)(n - (sizeof suffix - 1));
+    snprintf(kn, sizeof kn, "%.*sk_b_proj.weight", stem, base);
+    snprintf(vn, sizeof vn, "%.*sv_b_proj.weight", stem, base);
+    const vib3_src_tensor *k = vib3_src_find(s, kn), *v = vib3_src_find(s, vn);
+    if (!k && !v) return VIB3_ERR_NOT_FOUND;
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s.weight", base);
+    const vib3_src_tensor *have = k ? k : v;
+    const char *path = s->files[have->file].path;
+    if (!k || !v)
+        return vib3_err_set(VIB3_ERR_FORMAT, "%s: tensor %s: %s is there but %s is missing (MLA kv_b split in two)", path,
+                            w->name, k ? kn : vn, k ? vn : kn);
+    for (int i = 0; i < 2; i++) {
+        const vib3_src_tensor *t = i ? v : k;
+        const char *tn = i ? vn : kn;
+        if (!vib3_sdtype_is_float(t->dtype) || t->n_dims != 3 || !t->dims[0] || !t->dims[1] || !t->dims[2])
+            return vib3_err_set(VIB3_ERR_FORMAT, "%s: tensor %s: expected a 3-D float tensor (heads, %s), got %s with %u dims",
+                                path, tn, i ? "v_head_dim, kv_lora_rank" : "kv_lora_rank, qk_nope", vib3_sdtype_name(t->dtype),
+                                t->n_dims);
+    }
+    /* k_b (heads, rank, nope), v_b (heads, v_head, rank) */
+    if (k->dims[0] != v->dims[0] || k->dims[1] != v->dims[2] || k->dims[2] > UINT32_MAX || v->dims[1] > UINT32_MAX)
+        return vib3_err_set(VIB3_ERR_FORMAT,
+                            "%s: tensor %s (%llu, %llu, %llu) does not pair with %s (%llu, %llu, %llu): expected "
+                            "(heads, kv_lora_rank, qk_nope) and (heads, v_head_dim, kv_lora_rank)",
+                            path, kn, (unsigned long long)k->dims[0], (unsigned long long)k->dims[1],
+                            (unsigned long long)k->dims[2], vn, (unsigned long long)v->dims[0],
+                            (unsigned long long)v->dims[1], (unsigned long long)v->dims[2]);
+    w->t = k;
+    w->scale = v;
+    w->kind = VIB3_W_MLA_KV_B;
+    w->mla_nope = (uint32_t)k->dims[2];
+    w->mla_v = (uint32_t)v->dims[1];
+    w->rows = k->dims[0] * (k->dims[2] + v->dims[1]);
+    w->cols = k->dims[1];
+    return VIB3_OK;
+}
+
 vib3_err vib3_weight_find(const vib3_src *s, const char *base, vib3_weight *w) {
     char name[VIB3_SRC_NAME_MAX + 32];
     snprintf(name, sizeof name, "%s.weight", base);
@@ -75,7 +125,11 @@ vib3_err vib3_weight_find(const vib3_src *s, const char *base, vib3_weight *w) {
     }
     snprintf(name, sizeof name, "%s.weight_packed", base);
     t = vib3_src_find(s, name);
-    if (!t) return vib3_err_set(VIB3_ERR_NOT_FOUND, "tensor %s.weight not found", base);
+    if (!t) {
+        vib3_err e = find_mla_split(s, base, w);
+        if (e != VIB3_ERR_NOT_FOUND) return e;
+        return vib3_err_set(VIB3_ERR_NOT_FOUND, "tensor %s.weight not found", base);
+    }
     memset(w, 0, sizeof *w);
     snprintf(w->name, sizeof w->name, "%s", name);
     const char *path = s->files[t->file].path;
@@ -136,26 +190,56 @@ static uint64_t source_row(const vib3_weight *w, uint64_t r) {
     return h * hd + 2 * i + t;
 }
 
+/* cols [col0, col0+n) of row sr of a plain tensor whose rows hold cols elements */
+static void decode_plain(const vib3_src_tensor *t, uint64_t cols, uint64_t sr, uint64_t col0, uint64_t n, float *out) {
+    uint32_t blk = vib3_sdtype_block(t->dtype);
+    uint64_t row_bytes = vib3_sdtype_bytes(t->dtype, cols);
+    const uint8_t *p = t->data + sr * row_bytes;
+    if (blk == 1) {
+        vib3_sdtype_decode(t->dtype, p + col0 * vib3_sdtype_block_bytes(t->dtype), n, out);
+        return;
+    }
+    float tmp[256];
+    uint64_t c = col0, end = col0 + n;
+    while (c < end) {
+        uint64_t b = c / blk, in_b = c % blk;
+        uint64_t take = blk - in_b < end - c ? blk - in_b : end - c;
+        vib3_sdtype_decode(t->dtype, p + b * vib3_sdtype_block_bytes(t->dtype), blk, tmp);
+        memcpy(out + (c - col0), tmp + in_b, take * sizeof(float));
+        c += take;
+    }
+}
+
+/* MLA kv_b row: head h's row j is k_b[h][:, j] (j < nope) or v_b[h][j - nope][:] */
+static void decode_mla_kv_b(const vib3_weight *w, uint64_t row, uint64_t col0, uint64_t n, float *out) {
+    uint64_t per = (uint64_t)w->mla_nope + w->mla_v, h = row / per, j = row % per;
+    if (j >= w->mla_nope) {
+        decode_plain(w->scale, w->cols, h * w->mla_v + (j - w->mla_nope), col0, n, out);
+        return;
+    }
+    const vib3_src_tensor *k = w->t;
+    uint32_t blk = vib3_sdtype_block(k->dtype), bb = vib3_sdtype_block_bytes(k->dtype);
+    uint64_t krow_bytes = vib3_sdtype_bytes(k->dtype, w->mla_nope);
+    float tmp[256];
+    for (uint64_t i = 0; i < n; i++) { /* column j of k_b[h]: one element of each of its rows */
+        const uint8_t *p = k->data + (h * w->cols + col0 + i) * krow_bytes;
+        if (blk == 1) {
+            vib3_sdtype_decode(k->dtype, p + j * bb, 1, out + i);
+            continue;
+        }
+        vib3_sdtype_decode(k->dtype, p + (j / blk) * bb, blk, tmp);
+        out[i] = tmp[j % blk];
+    }
+}
+
 void vib3_weight_row_f32(const vib3_weight *w, uint64_t row, uint64_t col0, uint64_t n, float *out) {
     const vib3_src_tensor *t = w->t;
+    if (w->kind == VIB3_W_MLA_KV_B) {
+        decode_mla_kv_b(w, row, col0, n, out);
+        return;
+    }
     if (w->kind == VIB3_W_PLAIN || w->kind == VIB3_W_FP8_BLOCK) {
-        uint64_t sr = source_row(w, row);
-        uint32_t blk = vib3_sdtype_block(t->dtype);
-        uint64_t row_bytes = vib3_sdtype_bytes(t->dtype, w->cols);
-        const uint8_t *p = t->data + sr * row_bytes;
-        if (blk == 1) {
-            vib3_sdtype_decode(t->dtype, p + col0 * vib3_sdtype_block_bytes(t->dtype), n, out);
-        } else {
-            float tmp[256];
-            uint64_t c = col0, end = col0 + n;
-            while (c < end) {
-                uint64_t b = c / blk, in_b = c % blk;
-                uint64_t take = blk - in_b < end - c ? blk - in_b : end - c;
-                vib3_sdtype_decode(t->dtype, p + b * vib3_sdtype_block_bytes(t->dtype), blk, tmp);
-                memcpy(out + (c - col0), tmp + in_b, take * sizeof(float));
-                c += take;
-            }
-        }
+        decode_plain(t, w->cols, source_row(w, row), col0, n, out);
         if (w->kind == VIB3_W_FP8_BLOCK) {
             uint64_t scols = w->scale->dims[1];
             for (uint64_t i = 0; i < n; i++) {
@@ -213,4 +297,28 @@ bool vib3_weight_row_native_q4(const vib3_weight *w, uint64_t row, uint64_t col0
 void vib3_weight_release(const vib3_weight *w) {
     if (w->t) vib3_src_release(w->t->data, w->t->bytes);
     if (w->scale) vib3_src_release(w->scale->data, w->scale->bytes);
+}
+
+uint64_t vib3_weight_row_source_bytes(const vib3_weight *w) {
+    if (!w->t) return 0;
+    uint64_t rows = w->rows ? w->rows : 1;
+    uint64_t b = w->t->bytes / rows + 1;
+    if (w->scale) b += w->scale->bytes / rows + 1;
+    return b;
+}
+
+void vib3_weight_release_rows(const vib3_weight *w, uint64_t r0, uint64_t r1) {
+    if (!w->t || r1 <= r0 || r0 >= w->rows || w->kind == VIB3_W_MLA_KV_B) return;
+    if (r1 > w->rows) r1 = w->rows;
+    uint64_t src_rows = tensor_rows(w->t);
+    if (w->kind == VIB3_W_PACKED_INT4) src_rows = w->t->dims[0];
+    if (src_rows != w->rows || w->t->bytes % src_rows) return; /* not one source row per logical row: at the end */
+    uint64_t rb = w->t->bytes / src_rows;
+    if (w->t->qk_heads) { /* rows move only inside their head: release whole heads */
+        uint64_t hd = w->rows / w->t->qk_heads;
+        r0 = r0 / hd * hd;
+        r1 = (r1 + hd - 1) / hd * hd;
+    }
+    /* pages shared with rows not yet read are dropped too: they fault back from the page cache */
+    vib3_src_release(w->t->data + r0 * rb, (r1 - r0) * rb);
 }

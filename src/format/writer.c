@@ -5,6 +5,10 @@
  * given by the caller (8-aligned) plus CONF / TDIR / PTAB, then the section
  * table. Before the rename the temp file is re-opened with the validating
  * reader: a file that would not load is never renamed into place.
+ * A streamed tensor (tensor_begin/append/end) is hashed with the streaming
+ * form of the same xxh3 as add_tensor's one-shot hash, so both give the same
+ * bytes; its directory entry is counted only at tensor_end, so a tensor cut
+ * off by an error is never in the directory (and the error is sticky).
  */
 #include "format/writer.h"
 
@@ -95,8 +99,13 @@ static int grow(void **arr, uint64_t *cap, uint64_t need, size_t elem) {
     return 0;
 }
 
-vib3_err vib3_writer_add_tensor(vib3_writer *w, const char *name, vib3_dtype dtype, uint32_t n_dims,
-                                const uint64_t *dims, const void *data, uint64_t bytes) {
+/* checks shared by add_tensor and tensor_begin; rows (product of the leading
+ * dims) and the bytes of one row of the last dim come back */
+static vib3_err check_tensor(vib3_writer *w, const char *name, vib3_dtype dtype, uint32_t n_dims, const uint64_t *dims,
+                             uint64_t *rows_out, uint64_t *row_bytes_out) {
+    if (w->tensor_open)
+        return vib3_err_set(VIB3_ERR_INTERNAL, "%s: tensor %s given while tensor %s is still open", w->path, name,
+                            w->tensors[w->n_tensors].name);
     if (strlen(name) == 0 || strlen(name) >= VIB3_TENSOR_NAME_BYTES)
         return vib3_err_set(VIB3_ERR_INVALID, "%s: tensor name '%s' must be 1..%u bytes", w->path, name,
                             VIB3_TENSOR_NAME_BYTES - 1);
@@ -104,20 +113,31 @@ vib3_err vib3_writer_add_tensor(vib3_writer *w, const char *name, vib3_dtype dty
         return vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s: dtype %u / n_dims %u invalid", w->path, name,
                             (unsigned)dtype, n_dims);
     uint64_t rows = 1;
-    for (uint32_t i = 0; i + 1 < n_dims; i++) rows *= dims[i];
-    uint64_t expect = rows * vib3_dtype_row_bytes(dtype, dims[n_dims - 1]);
-    if (expect != bytes || bytes == 0)
-        return vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s: %llu bytes given, %s shape needs %llu", w->path, name,
-                            (unsigned long long)bytes, vib3_dtype_name(dtype), (unsigned long long)expect);
-    uint64_t n = w->n_tensors;
-    if (n >= VIB3_MAX_TENSORS) return vib3_err_set(VIB3_ERR_LIMIT, "%s: more than %u tensors", w->path, VIB3_MAX_TENSORS);
+    for (uint32_t i = 0; i + 1 < n_dims; i++) {
+        if (dims[i] && rows > UINT64_MAX / dims[i])
+            return vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s: dims overflow", w->path, name);
+        rows *= dims[i];
+    }
+    uint64_t row_bytes = vib3_dtype_row_bytes(dtype, dims[n_dims - 1]);
+    if (row_bytes && rows > UINT64_MAX / row_bytes)
+        return vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s: dims overflow", w->path, name);
+    *rows_out = rows;
+    *row_bytes_out = row_bytes;
+    if (w->n_tensors >= VIB3_MAX_TENSORS)
+        return vib3_err_set(VIB3_ERR_LIMIT, "%s: more than %u tensors", w->path, VIB3_MAX_TENSORS);
+    return VIB3_OK;
+}
+
+/* aligns the file and fills the next directory entry (not yet counted) */
+static vib3_err start_entry(vib3_writer *w, const char *name, vib3_dtype dtype, uint32_t n_dims, const uint64_t *dims,
+                            uint64_t bytes) {
     uint64_t cap = w->cap_tensors;
-    if (grow((void **)&w->tensors, &cap, n + 1, sizeof(vib3_tensor_entry)))
+    if (grow((void **)&w->tensors, &cap, (uint64_t)w->n_tensors + 1, sizeof(vib3_tensor_entry)))
         return vib3_err_set(VIB3_ERR_NOMEM, "%s: tensor directory", w->path);
     w->cap_tensors = (uint32_t)cap;
     vib3_err rc = pad_to(w, VIB3_TENSOR_ALIGN);
     if (rc) return rc;
-    vib3_tensor_entry *t = &w->tensors[n];
+    vib3_tensor_entry *t = &w->tensors[w->n_tensors];
     memset(t, 0, sizeof *t);
     memcpy(t->name, name, strlen(name));
     t->dtype = dtype;
@@ -125,13 +145,82 @@ vib3_err vib3_writer_add_tensor(vib3_writer *w, const char *name, vib3_dtype dty
     for (uint32_t i = 0; i < n_dims; i++) t->dims[i] = dims[i];
     t->offset = w->offset;
     t->bytes = bytes;
-    t->checksum = vib3_xxh3_64(data, bytes);
+    return VIB3_OK;
+}
+
+vib3_err vib3_writer_add_tensor(vib3_writer *w, const char *name, vib3_dtype dtype, uint32_t n_dims,
+                                const uint64_t *dims, const void *data, uint64_t bytes) {
+    uint64_t rows = 0, row_bytes = 0;
+    vib3_err rc = check_tensor(w, name, dtype, n_dims, dims, &rows, &row_bytes);
+    if (rc) return rc;
+    uint64_t expect = rows * row_bytes;
+    if (expect != bytes || bytes == 0)
+        return vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s: %llu bytes given, %s shape needs %llu", w->path, name,
+                            (unsigned long long)bytes, vib3_dtype_name(dtype), (unsigned long long)expect);
+    if ((rc = start_entry(w, name, dtype, n_dims, dims, bytes))) return rc;
+    w->tensors[w->n_tensors].checksum = vib3_xxh3_64(data, bytes);
     if ((rc = write_all(w, data, bytes))) return rc;
     w->n_tensors++;
     return VIB3_OK;
 }
 
+vib3_err vib3_writer_tensor_begin(vib3_writer *w, const char *name, vib3_dtype dtype, uint32_t n_dims,
+                                  const uint64_t *dims) {
+    if (w->failed) return sticky(w);
+    uint64_t rows = 0, row_bytes = 0;
+    vib3_err rc = check_tensor(w, name, dtype, n_dims, dims, &rows, &row_bytes);
+    if (rc) return rc;
+    if (rows == 0 || row_bytes == 0)
+        return vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s: empty or not whole %s blocks (last dim %llu)", w->path,
+                            name, vib3_dtype_name(dtype), (unsigned long long)dims[n_dims - 1]);
+    if ((rc = start_entry(w, name, dtype, n_dims, dims, rows * row_bytes))) return rc;
+    vib3_xxh3_reset(&w->tensor_hash);
+    w->tensor_open = 1;
+    w->tensor_row_bytes = row_bytes;
+    w->tensor_rows = rows;
+    w->tensor_rows_done = 0;
+    return VIB3_OK;
+}
+
+vib3_err vib3_writer_tensor_append(vib3_writer *w, const void *rows, uint64_t n_rows) {
+    if (w->failed) return sticky(w);
+    if (!w->tensor_open) return vib3_err_set(VIB3_ERR_INTERNAL, "%s: tensor_append without tensor_begin", w->path);
+    const vib3_tensor_entry *t = &w->tensors[w->n_tensors];
+    if (n_rows > w->tensor_rows - w->tensor_rows_done)
+        return fail(w, vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s: %llu rows appended after %llu of %llu", w->path,
+                                    t->name, (unsigned long long)n_rows, (unsigned long long)w->tensor_rows_done,
+                                    (unsigned long long)w->tensor_rows));
+    uint64_t bytes = n_rows * w->tensor_row_bytes;
+    vib3_xxh3_update(&w->tensor_hash, rows, bytes);
+    vib3_err rc = write_all(w, rows, bytes);
+    if (rc) return rc;
+    w->tensor_rows_done += n_rows;
+    return VIB3_OK;
+}
+
+vib3_err vib3_writer_tensor_end(vib3_writer *w) {
+    if (w->failed) return sticky(w);
+    if (!w->tensor_open) return vib3_err_set(VIB3_ERR_INTERNAL, "%s: tensor_end without tensor_begin", w->path);
+    vib3_tensor_entry *t = &w->tensors[w->n_tensors];
+    if (w->tensor_rows_done != w->tensor_rows)
+        return fail(w, vib3_err_set(VIB3_ERR_INVALID, "%s: tensor %s ended after %llu of its %llu rows", w->path,
+                                    t->name, (unsigned long long)w->tensor_rows_done,
+                                    (unsigned long long)w->tensor_rows));
+    t->checksum = vib3_xxh3_digest(&w->tensor_hash);
+    w->tensor_open = 0;
+    w->n_tensors++;
+    return VIB3_OK;
+}
+
+static vib3_err no_open_tensor(vib3_writer *w, const char *what) {
+    if (!w->tensor_open) return VIB3_OK;
+    return vib3_err_set(VIB3_ERR_INTERNAL, "%s: %s while tensor %s is still open", w->path, what,
+                        w->tensors[w->n_tensors].name);
+}
+
 vib3_err vib3_writer_add_page(vib3_writer *w, const vib3_page_entry *meta, const void *data, uint64_t bytes) {
+    vib3_err busy = no_open_tensor(w, "add_page");
+    if (busy) return busy;
     if (!w->have_config) return vib3_err_set(VIB3_ERR_INTERNAL, "%s: add_page before set_config", w->path);
     uint64_t expect = vib3_page_bytes(meta->dtype, w->config.hidden_size, meta->n_neurons);
     if (expect == 0 || expect != bytes)
@@ -154,6 +243,8 @@ vib3_err vib3_writer_add_page(vib3_writer *w, const vib3_page_entry *meta, const
 }
 
 vib3_err vib3_writer_section_begin(vib3_writer *w, uint32_t tag, uint32_t flags, uint64_t count) {
+    vib3_err busy = no_open_tensor(w, "section_begin");
+    if (busy) return busy;
     if (w->n_sections >= VIB3_MAX_SECTIONS - 3)
         return vib3_err_set(VIB3_ERR_LIMIT, "%s: too many sections", w->path);
     for (uint32_t i = 0; i < w->n_sections; i++)
@@ -241,7 +332,7 @@ static void free_tables(vib3_writer *w) {
 }
 
 vib3_err vib3_writer_finish(vib3_writer *w) {
-    vib3_err rc = w->failed ? sticky(w) : VIB3_OK;
+    vib3_err rc = w->failed ? sticky(w) : no_open_tensor(w, "finish");
     if (!rc && !w->have_config) rc = vib3_err_set(VIB3_ERR_INTERNAL, "%s: finish without a config", w->path);
     if (!rc) rc = write_tables(w);
     if (!rc && fsync(w->fd) != 0) rc = vib3_err_set(VIB3_ERR_IO, "%s: fsync failed: %s", w->tmp_path, strerror(errno));
@@ -278,6 +369,7 @@ vib3_err vib3_writer_finish(vib3_writer *w) {
 }
 
 void vib3_writer_abort(vib3_writer *w) {
+    w->tensor_open = 0;
     if (w->fd >= 0) close(w->fd);
     w->fd = -1;
     if (w->tmp_path[0]) unlink(w->tmp_path);

@@ -57,19 +57,37 @@ static inline void fixture_config(const fixture_opts *o, vib3_model_config *c) {
     c->sig_dim = 8;
 }
 
-static inline int fixture_f32_tensor(vib3_writer *w, const char *name, uint64_t rows, uint64_t cols, uint64_t *seed) {
+/* stream_rows 0: add_tensor; else tensor_begin/append/end, stream_rows rows per append (the
+ * last append takes the rest) */
+static inline int fixture_f32_tensor_ex(vib3_writer *w, const char *name, uint64_t rows, uint64_t cols, uint64_t *seed,
+                                        uint64_t stream_rows) {
     uint64_t n = rows * cols;
     float *d = malloc(n * sizeof(float));
     for (uint64_t i = 0; i < n; i++) d[i] = (float)((fixture_rand(seed) >> 40) * (1.0 / 16777216.0) - 0.5);
     uint64_t dims[2] = {rows, cols};
-    int rc = vib3_writer_add_tensor(w, name, VIB3_DTYPE_F32, rows == 1 ? 1 : 2, rows == 1 ? dims + 1 : dims, d,
+    int rc;
+    if (!stream_rows) {
+        rc = vib3_writer_add_tensor(w, name, VIB3_DTYPE_F32, rows == 1 ? 1 : 2, rows == 1 ? dims + 1 : dims, d,
                                     n * sizeof(float));
+    } else {
+        rc = vib3_writer_tensor_begin(w, name, VIB3_DTYPE_F32, rows == 1 ? 1 : 2, rows == 1 ? dims + 1 : dims);
+        for (uint64_t r = 0; !rc && r < rows; r += stream_rows) {
+            uint64_t k = r + stream_rows <= rows ? stream_rows : rows - r;
+            rc = vib3_writer_tensor_append(w, d + r * cols, k);
+        }
+        if (!rc) rc = vib3_writer_tensor_end(w);
+    }
     free(d);
     return rc;
 }
 
-/* writes a valid file at path; returns 0 on success (vib3_err otherwise) */
-static inline int fixture_write(const char *path, const fixture_opts *o) {
+static inline int fixture_f32_tensor(vib3_writer *w, const char *name, uint64_t rows, uint64_t cols, uint64_t *seed) {
+    return fixture_f32_tensor_ex(w, name, rows, cols, seed, 0);
+}
+
+/* writes a valid file at path, its tensors streamed in stream_rows-row pieces (0: whole);
+ * returns 0 on success (vib3_err otherwise) */
+static inline int fixture_write_ex(const char *path, const fixture_opts *o, uint64_t stream_rows) {
     vib3_writer w;
     vib3_model_config c;
     uint64_t seed = o->seed;
@@ -78,14 +96,14 @@ static inline int fixture_write(const char *path, const fixture_opts *o) {
     fixture_config(o, &c);
     vib3_writer_set_config(&w, &c);
     char name[64];
-    if ((rc = fixture_f32_tensor(&w, "token_embd.weight", o->vocab, o->hidden, &seed))) goto fail;
+    if ((rc = fixture_f32_tensor_ex(&w, "token_embd.weight", o->vocab, o->hidden, &seed, stream_rows))) goto fail;
     for (uint32_t l = 0; l < o->n_layers; l++) {
         snprintf(name, sizeof name, "blk.%u.attn_norm.weight", l);
-        if ((rc = fixture_f32_tensor(&w, name, 1, o->hidden, &seed))) goto fail;
+        if ((rc = fixture_f32_tensor_ex(&w, name, 1, o->hidden, &seed, stream_rows))) goto fail;
         snprintf(name, sizeof name, "blk.%u.ffn_gate_inp.weight", l);
-        if ((rc = fixture_f32_tensor(&w, name, o->n_experts, o->hidden, &seed))) goto fail;
+        if ((rc = fixture_f32_tensor_ex(&w, name, o->n_experts, o->hidden, &seed, stream_rows))) goto fail;
     }
-    if ((rc = fixture_f32_tensor(&w, "output_norm.weight", 1, o->hidden, &seed))) goto fail;
+    if ((rc = fixture_f32_tensor_ex(&w, "output_norm.weight", 1, o->hidden, &seed, stream_rows))) goto fail;
     uint64_t page_bytes = vib3_page_bytes(o->expert_dtype, o->hidden, o->page_neurons);
     uint8_t *page = malloc(page_bytes);
     for (uint32_t l = 0; l < o->n_layers; l++)
@@ -136,6 +154,8 @@ fail:
     vib3_writer_abort(&w);
     return rc;
 }
+
+static inline int fixture_write(const char *path, const fixture_opts *o) { return fixture_write_ex(path, o, 0); }
 
 /* after editing an image in memory: recompute every section checksum, the
  * section table checksum and the header checksum, so structural checks (not

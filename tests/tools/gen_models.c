@@ -5,15 +5,23 @@
  *     SPEC = hf:ARCH:DTYPE[:SHARDS]    -> OUTDIR/ARCH-DTYPE/ (config.json, *.safetensors,
  *                                         model.safetensors.index.json when sharded,
  *                                         tokenizer.json, tokenizer_config.json)
- *          | gguf:ARCH:TYPE            -> OUTDIR/ARCH-TYPE.gguf (GGUF v3)
+ *          | gguf:ARCH:TYPE[:mla|:mlakv] -> OUTDIR/ARCH-TYPE[-mla|-mlakv].gguf (GGUF v3)
  *     ARCH  = llama | mixtral | qwen2_moe | qwen3_moe | deepseek_v3 | kimi_k2 | kimi_k25
  *     DTYPE = f32 | f16 | bf16 | fp8 (E4M3 + 128x128 weight_scale_inv, DeepSeek-V3 style)
  *           | int4 (compressed-tensors pack-quantized routed experts, group 32, rest BF16:
  *                   Kimi K2-Thinking / K2.5 style)
  *     TYPE  = f32 | f16 | q8_0 | q4_0 (2-D weights; norms stay F32 as llama.cpp writes them)
+ *     mla   (deepseek_v3 only) newer llama.cpp's MLA layout: attn_kv_b split into attn_k_b
+ *           (ne [qk_nope, kv_lora_rank, heads], each head's K rows transposed) and attn_v_b
+ *           (ne [kv_lora_rank, v_head_dim, heads]) with no attn_kv_b, key_length /
+ *           value_length = kv_lora_rank + rope / kv_lora_rank, the per-head sizes in
+ *           key_length_mla / value_length_mla, head_count_kv 1; mlakv: the same plus
+ *           attn_kv_b (the transitional files that carried all three)
  *   With no SPEC a default set covering every architecture and dtype is written.
- *   hf:ARCH:DTYPE:SHARDS:HIDDEN:FFN:EXPERTS:LAYERS overrides the sizes (benchmarks:
- *   a multi-GB model for the converter's memory bound; head_dim 128).
+ *   hf:ARCH:DTYPE:SHARDS:HIDDEN:FFN:EXPERTS:LAYERS[:VOCAB] overrides the sizes (benchmarks:
+ *   a multi-GB model for the converter's memory bound; head_dim 128). Tensors over
+ *   16M elements are generated while they are written, so the generator's memory
+ *   stays far below a 2 GB embedding.
  *
  * Every weight's values are a function of its Hugging Face name only
  * (splitmix64 seeded by FNV-1a of the name), so the HF and GGUF forms of one
@@ -181,17 +189,25 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-/* the F32 values of tensor t (caller frees) */
-static float *values(const tdef *t) {
-    uint64_t n = t->nd == 1 ? t->dims[0] : t->dims[0] * t->dims[1];
-    float *v = malloc(n * sizeof *v);
-    uint64_t s = fnv(t->hf);
+static uint64_t n_elems(const tdef *t) { return t->nd == 1 ? t->dims[0] : t->dims[0] * t->dims[1]; }
+
+/* the next n values of tensor t from generator state *s (start: fnv(t->hf)) */
+static void values_fill(const tdef *t, uint64_t *s, float *v, uint64_t n) {
     bool is_norm = t->role == R_VEC && strstr(t->hf, "norm") != NULL;
     float scale = t->nd == 2 ? 1.0f / sqrtf((float)t->dims[1]) : 0.1f;
     for (uint64_t i = 0; i < n; i++) {
-        float u = (float)((double)(splitmix(&s) >> 11) / 9007199254740992.0) * 2.0f - 1.0f;
+        float u = (float)((double)(splitmix(s) >> 11) / 9007199254740992.0) * 2.0f - 1.0f;
         v[i] = is_norm ? 1.0f + 0.2f * u : u * scale * 1.7f;
     }
+}
+
+/* the F32 values of tensor t (caller frees) */
+static float *values(const tdef *t) {
+    uint64_t n = n_elems(t);
+    float *v = malloc(n * sizeof *v);
+    if (!v) abort();
+    uint64_t s = fnv(t->hf);
+    values_fill(t, &s, v, n);
     return v;
 }
 
@@ -224,6 +240,8 @@ typedef struct blob {
     uint64_t dims[2];
     uint8_t *data;
     uint64_t bytes;
+    bool lazy;          /* data == NULL: values of `src` encoded as dtype while writing */
+    tdef src;
 } blob;
 
 typedef struct blist {
@@ -241,6 +259,8 @@ static blob *push(blist *l) {
     memset(b, 0, sizeof *b);
     return b;
 }
+
+static uint64_t encode_float(const float *v, uint64_t n, const char *dt, uint8_t *out);
 
 static int write_st(const char *path, blob *b, uint32_t n) {
     size_t cap = 4096 + (size_t)n * 320, hn = 0;
@@ -262,9 +282,41 @@ static int write_st(const char *path, blob *b, uint32_t n) {
     uint64_t len = hn;
     fwrite(&len, 8, 1, f);
     fwrite(h, 1, hn, f);
-    for (uint32_t i = 0; i < n; i++) fwrite(b[i].data, 1, b[i].bytes, f);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!b[i].lazy) {
+            fwrite(b[i].data, 1, b[i].bytes, f);
+            continue;
+        }
+        enum { CH = 1 << 20 };
+        float *v = malloc(CH * sizeof *v);
+        uint8_t *e = malloc(CH * 4);
+        if (!v || !e) abort();
+        uint64_t st = fnv(b[i].src.hf), left = n_elems(&b[i].src);
+        while (left) {
+            uint64_t k = left < CH ? left : CH;
+            values_fill(&b[i].src, &st, v, k);
+            uint64_t eb = encode_float(v, k, b[i].dtype, e);
+            if (fwrite(e, 1, eb, f) != eb) abort();
+            left -= k;
+        }
+        free(v);
+        free(e);
+    }
     free(h);
     return fclose(f);
+}
+
+/* n floats as F32 / F16 / BF16 bytes into out; returns the byte count */
+static uint64_t encode_float(const float *v, uint64_t n, const char *dt, uint8_t *out) {
+    if (!strcmp(dt, "F32")) {
+        memcpy(out, v, n * 4);
+        return n * 4;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint16_t x = !strcmp(dt, "F16") ? vib3_cvt_f32_to_f16(v[i]) : vib3_cvt_f32_to_bf16(v[i]);
+        memcpy(out + 2 * i, &x, 2);
+    }
+    return n * 2;
 }
 
 static void put_float(blist *l, const char *name, uint32_t nd, const uint64_t *dims, const float *v, const char *dt) {
@@ -274,18 +326,22 @@ static void put_float(blist *l, const char *name, uint32_t nd, const uint64_t *d
     b->nd = nd;
     uint64_t n = 1;
     for (uint32_t d = 0; d < nd; d++) n *= (b->dims[d] = dims[d]);
-    if (!strcmp(dt, "F32")) {
-        b->bytes = n * 4;
-        b->data = malloc(b->bytes);
-        memcpy(b->data, v, b->bytes);
-    } else {
-        b->bytes = n * 2;
-        b->data = malloc(b->bytes);
-        for (uint64_t i = 0; i < n; i++) {
-            uint16_t x = !strcmp(dt, "F16") ? vib3_cvt_f32_to_f16(v[i]) : vib3_cvt_f32_to_bf16(v[i]);
-            memcpy(b->data + 2 * i, &x, 2);
-        }
-    }
+    b->data = malloc(n * 4);
+    if (!b->data) abort();
+    b->bytes = encode_float(v, n, dt, b->data);
+}
+
+/* a large float tensor: generated and encoded while it is written (write_st) */
+#define LAZY_ELEMS (1ull << 24)
+static void put_lazy(blist *l, const char *name, const tdef *t, const char *dt) {
+    blob *b = push(l);
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->dtype = dt;
+    b->nd = t->nd;
+    for (uint32_t d = 0; d < t->nd; d++) b->dims[d] = t->dims[d];
+    b->bytes = n_elems(t) * (strcmp(dt, "F32") ? 2 : 4);
+    b->lazy = true;
+    b->src = *t;
 }
 
 static void put_fp8(blist *l, const tdef *t, const float *v) {
@@ -508,6 +564,14 @@ static int gen_hf(const char *outdir, const arch_def *a, const char *dtype, int 
     const char *fdt = !strcmp(dtype, "f32") ? "F32" : !strcmp(dtype, "f16") ? "F16" : "BF16";
     for (uint32_t i = 0; i < tl.n; i++) {
         tdef t = tl.t[i];
+        bool big_plain = n_elems(&t) > LAZY_ELEMS && !(fp8 && t.nd == 2 && (t.role == R_MAT || t.role == R_EXPERT)) &&
+                         !(int4 && t.role == R_EXPERT && t.expert >= 0);
+        if (big_plain) {
+            char pn[200];
+            snprintf(pn, sizeof pn, "%.24s%.160s", prefix, tl.t[i].hf);
+            put_lazy(&bl, pn, &tl.t[i], fdt);
+            continue;
+        }
         float *v = values(&t);
         snprintf(t.hf, sizeof t.hf, "%.24s%.160s", prefix, tl.t[i].hf);
         if (fp8 && t.nd == 2 && (t.role == R_MAT || t.role == R_EXPERT)) put_fp8(&bl, &t, v);
@@ -773,16 +837,54 @@ static void gguf_tokenizer(gbuf *b, uint32_t *nkv, uint32_t vocab, bool spm) {
     free(type);
 }
 
-static int gen_gguf(const char *outdir, const arch_def *a, const char *tname) {
+/* MLA split (llama.cpp's DeepseekV2Model.modify_tensors layout): kv_b (heads * (nope + v), rank)
+ * viewed as (heads, nope + v, rank); k_b = its first nope rows per head, transposed to
+ * (heads, rank, nope); v_b = the last v rows, (heads, v, rank). GGUF ne is the reverse. */
+static void mla_split(const float *kv, uint32_t heads, uint32_t rank, gt *kb, gt *vb, uint32_t type, uint32_t layer) {
+    uint32_t per = DS_NOPE + DS_V;
+    float *k = malloc((size_t)heads * rank * DS_NOPE * sizeof *k), *v = malloc((size_t)heads * DS_V * rank * sizeof *v);
+    for (uint32_t h = 0; h < heads; h++) {
+        for (uint32_t j = 0; j < DS_NOPE; j++)
+            for (uint32_t c = 0; c < rank; c++)
+                k[((size_t)h * rank + c) * DS_NOPE + j] = kv[((size_t)h * per + j) * rank + c];
+        for (uint32_t i = 0; i < DS_V; i++)
+            memcpy(v + ((size_t)h * DS_V + i) * rank, kv + ((size_t)h * per + DS_NOPE + i) * rank, rank * sizeof *v);
+    }
+    snprintf(kb->name, sizeof kb->name, "blk.%u.attn_k_b.weight", layer);
+    kb->nd = 3;
+    kb->ne[0] = DS_NOPE;
+    kb->ne[1] = rank;
+    kb->ne[2] = heads;
+    kb->type = DS_NOPE % 32 && type >= 2 ? 1 : type;
+    kb->data = encode_ggml(k, (uint64_t)heads * rank * DS_NOPE, kb->type, &kb->bytes);
+    snprintf(vb->name, sizeof vb->name, "blk.%u.attn_v_b.weight", layer);
+    vb->nd = 3;
+    vb->ne[0] = rank;
+    vb->ne[1] = DS_V;
+    vb->ne[2] = heads;
+    vb->type = rank % 32 && type >= 2 ? 1 : type;
+    vb->data = encode_ggml(v, (uint64_t)heads * DS_V * rank, vb->type, &vb->bytes);
+    free(k);
+    free(v);
+}
+
+/* variant: "" | "mla" (k_b/v_b instead of kv_b, deepseek2) | "mlakv" (k_b/v_b and kv_b) */
+static int gen_gguf(const char *outdir, const arch_def *a, const char *tname, const char *variant) {
     uint32_t type = !strcmp(tname, "f32") ? 0 : !strcmp(tname, "f16") ? 1 : !strcmp(tname, "q8_0") ? 8 : 2;
     const char *garch = a->kind <= 1 ? "llama" : a->kind == 3 ? "qwen3moe" : a->kind == 4 ? "deepseek2" : NULL;
     if (!garch) {
         fprintf(stderr, "gen_models: no GGUF form for %s\n", a->name);
         return -1;
     }
+    bool mla = !strcmp(variant, "mla") || !strcmp(variant, "mlakv"), keep_kvb = !mla || !strcmp(variant, "mlakv");
+    if ((mla && a->kind != 4) || (*variant && !mla)) {
+        fprintf(stderr, "gen_models: GGUF variant \"%s\" is not available for %s (mla, mlakv: deepseek_v3)\n", variant,
+                a->name);
+        return -1;
+    }
     tlist tl = {0};
     build(a, &tl);
-    gt *ts = calloc(tl.n, sizeof *ts);
+    gt *ts = calloc(tl.n + 2 * a->layers, sizeof *ts);
     uint32_t nt = 0;
     for (uint32_t i = 0; i < tl.n; i++) {
         const tdef *t = &tl.t[i];
@@ -822,6 +924,16 @@ static int gen_gguf(const char *outdir, const arch_def *a, const char *tname) {
         }
         snprintf(g->name, sizeof g->name, "%s", name);
         float *v = values(t);
+        if (mla && strstr(t->hf, "self_attn.kv_b_proj.weight")) {
+            mla_split(v, a->heads, (uint32_t)cols, &ts[nt], &ts[nt + 1], type, (uint32_t)t->layer);
+            nt += 2;
+            if (!keep_kvb) {
+                free(v);
+                continue;
+            }
+            g = &ts[nt];
+            snprintf(g->name, sizeof g->name, "%s", name);
+        }
         if (a->kind <= 1 && strstr(t->hf, "self_attn.q_proj.weight")) permute_rows(v, rows, cols, a->heads);
         if (a->kind <= 1 && strstr(t->hf, "self_attn.k_proj.weight")) permute_rows(v, rows, cols, a->kv_heads);
         g->nd = t->nd;
@@ -843,7 +955,7 @@ static int gen_gguf(const char *outdir, const arch_def *a, const char *tname) {
     kv_u32(&kv, &nkv, KEY("context_length"), 512);
     kv_u32(&kv, &nkv, KEY("embedding_length"), a->hidden);
     kv_u32(&kv, &nkv, KEY("attention.head_count"), a->heads);
-    kv_u32(&kv, &nkv, KEY("attention.head_count_kv"), a->kv_heads);
+    kv_u32(&kv, &nkv, KEY("attention.head_count_kv"), mla ? 1 : a->kv_heads); /* llama.cpp: MLA as MQA */
     kv_f32(&kv, &nkv, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
     kv_f32(&kv, &nkv, KEY("rope.freq_base"), 50000.0f);
     if (a->kind == 0) kv_u32(&kv, &nkv, KEY("feed_forward_length"), a->ffn);
@@ -875,8 +987,15 @@ static int gen_gguf(const char *outdir, const arch_def *a, const char *tname) {
         kv_u32(&kv, &nkv, KEY("expert_group_used_count"), 1);
         kv_u32(&kv, &nkv, KEY("attention.q_lora_rank"), DS_Q_LORA);
         kv_u32(&kv, &nkv, KEY("attention.kv_lora_rank"), DS_KV_LORA);
-        kv_u32(&kv, &nkv, KEY("attention.key_length"), DS_NOPE + DS_ROPE);
-        kv_u32(&kv, &nkv, KEY("attention.value_length"), DS_V);
+        if (mla) {
+            kv_u32(&kv, &nkv, KEY("attention.key_length"), DS_KV_LORA + DS_ROPE);
+            kv_u32(&kv, &nkv, KEY("attention.value_length"), DS_KV_LORA);
+            kv_u32(&kv, &nkv, KEY("attention.key_length_mla"), DS_NOPE + DS_ROPE);
+            kv_u32(&kv, &nkv, KEY("attention.value_length_mla"), DS_V);
+        } else {
+            kv_u32(&kv, &nkv, KEY("attention.key_length"), DS_NOPE + DS_ROPE);
+            kv_u32(&kv, &nkv, KEY("attention.value_length"), DS_V);
+        }
         kv_u32(&kv, &nkv, KEY("rope.dimension_count"), DS_ROPE);
         kv_str(&kv, &nkv, KEY("rope.scaling.type"), "yarn");
         kv_f32(&kv, &nkv, KEY("rope.scaling.factor"), 4.0f);
@@ -908,7 +1027,7 @@ static int gen_gguf(const char *outdir, const arch_def *a, const char *tname) {
         free(ts[i].data);
     }
     char path[1200];
-    snprintf(path, sizeof path, "%.1024s/%s-%s.gguf", outdir, a->name, tname);
+    snprintf(path, sizeof path, "%.1024s/%s-%s%s%s.gguf", outdir, a->name, tname, *variant ? "-" : "", variant);
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(out.p, 1, out.n, f) != out.n || fclose(f)) {
         perror(path);
@@ -941,9 +1060,10 @@ int main(int argc, char **argv) {
     int n = argc > 2 ? argc - 2 : (int)(sizeof default_specs / sizeof default_specs[0]);
     for (int i = 0; i < n; i++) {
         const char *spec = argc > 2 ? argv[i + 2] : default_specs[i];
-        char form[8], arch[32], dt[16];
+        char form[8], arch[32], dt[16], extra[16] = "";
         int shards = 1;
-        int got = sscanf(spec, "%7[^:]:%31[^:]:%15[^:]:%d", form, arch, dt, &shards);
+        int got = sscanf(spec, "%7[^:]:%31[^:]:%15[^:]:%15[^:]", form, arch, dt, extra);
+        if (got == 4 && !strcmp(form, "hf")) shards = atoi(extra);
         const arch_def *a = NULL;
         for (size_t k = 0; k < sizeof archs / sizeof archs[0]; k++)
             if (got >= 3 && !strcmp(archs[k].name, arch)) a = &archs[k];
@@ -951,10 +1071,10 @@ int main(int argc, char **argv) {
             fprintf(stderr, "gen_models: bad spec %s\n", spec);
             return 2;
         }
-        /* optional size override for benchmarks: hf:ARCH:DTYPE:SHARDS:HIDDEN:FFN:EXPERTS:LAYERS */
+        /* optional size override for benchmarks: hf:ARCH:DTYPE:SHARDS:HIDDEN:FFN:EXPERTS:LAYERS[:VOCAB] */
         arch_def big;
-        unsigned hidden, ffn, experts, layers;
-        if (sscanf(spec, "%*[^:]:%*[^:]:%*[^:]:%*d:%u:%u:%u:%u", &hidden, &ffn, &experts, &layers) == 4) {
+        unsigned hidden, ffn, experts, layers, vocab = 0;
+        if (sscanf(spec, "%*[^:]:%*[^:]:%*[^:]:%*d:%u:%u:%u:%u:%u", &hidden, &ffn, &experts, &layers, &vocab) >= 4) {
             big = *a;
             big.hidden = hidden;
             big.heads = hidden / 128 ? hidden / 128 : 1;
@@ -964,9 +1084,10 @@ int main(int argc, char **argv) {
             if (big.moe_ffn) big.moe_ffn = ffn;
             if (big.experts) big.experts = experts;
             big.layers = layers;
+            if (vocab) big.vocab = vocab;
             a = &big;
         }
-        int rc = !strcmp(form, "hf") ? gen_hf(outdir, a, dt, shards) : gen_gguf(outdir, a, dt);
+        int rc = !strcmp(form, "hf") ? gen_hf(outdir, a, dt, shards) : gen_gguf(outdir, a, dt, extra);
         if (rc) {
             fprintf(stderr, "gen_models: %s failed\n", spec);
             return 1;
