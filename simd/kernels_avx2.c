@@ -574,15 +574,45 @@ static inline __attribute__((always_inline)) __m256i k16_pair(const char *a, con
     return _mm256_hadd_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
 }
 
-/* chunks [c0, c1) of eight rows r[] (x, dxf, tw indexed from c0); results in row order */
+/* (mn0, mn1) as int16 pairs from sub-scale words u: mn0 = sm[2] & 63; mn1 gathers the top two
+ * bits of sm[0..2] (bits 6-7, 14-15, 22-23 of u): shifted right by 2 they sit at 4, 12, 20,
+ * and one multiply by 2^12 + 2^6 + 1 moves them to 16, 18, 20 (the other partial products
+ * land on disjoint bits outside 16..21, so nothing carries) */
+static inline __attribute__((always_inline)) __m256i k16_mins(__m256i u) {
+    __m256i t = _mm256_srli_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x00c0c0c0)), 2);
+    __m256i m1 = _mm256_and_si256(_mm256_mullo_epi32(t, _mm256_set1_epi32(0x1041)), _mm256_set1_epi32(0x3f0000));
+    return _mm256_or_si256(m1, _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(63)));
+}
+/* rows a (low lane) and b (high lane) of a chunk: sc0 S0 + sc1 S1 in int32 partial lanes
+ * [a x4 | b x4]; usc: the sub-scale words masked to sm[0..1] & 63, sel: the pair's
+ * vpshufb control ((sc0 | sc1) of the pair's word, one per 128-bit lane) */
+static inline __attribute__((always_inline)) __m256i k16_pair_sc(const char *a, const char *b, __m256i xlo, __m256i xhi,
+                                                                 __m256i usc, const int p) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const char w = (char)(4 * p);
+    const __m256i sel0 = _mm256_setr_epi8(w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1,
+                                          w, -1, w, -1, w, -1, w, -1, w, -1);
+    const __m256i sel1 = _mm256_add_epi8(sel0, _mm256_set1_epi16(1));
+    __m256i q = _mm256_loadu2_m128i((const __m128i *)b, (const __m128i *)a);
+    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_shuffle_epi8(usc, sel0)),
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xhi), _mm256_shuffle_epi8(usc, sel1)));
+}
+
+/* chunks [c0, c1) of eight rows r[] (x, dxf, tw indexed from c0); results in row order.
+ * No horizontal work per chunk: each row pair's sc-weighted int32 partials are converted and
+ * FMA'd with d_x into per-pair f32 accumulators; d (per pair, [d_a x4 | d_b x4]) scales them
+ * once per super-block and three vhaddps reduce them once per call. The min term is one
+ * vector for all eight rows per chunk (lane order A C E G B D F H). */
 static inline __attribute__((always_inline)) __m256 k16_rows8(const char *const r[8], size_t c0, size_t c1,
                                                               const vib3_block_q8_0 *x, const float *dxf,
                                                               const int32_t *tw, const char *pf) {
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 accm = _mm256_setzero_ps();
     for (size_t s = c0 / 8; s * 8 < c1; s++) {
         const size_t sb = s * K16_SB_BYTES, cn = c1 - s * 8 < 8 ? c1 - s * 8 : 8;
-        __m256 ad = _mm256_setzero_ps(), am = _mm256_setzero_ps();
+        __m256 f[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        __m256 am = _mm256_setzero_ps();
         for (size_t j = 0; j < cn; j++) {
             const size_t off = sb + VIB3_Q4K16_HEAD_BYTES + j * VIB3_Q4K16_CHUNK_BYTES, c = s * 8 + j - c0;
             _mm_prefetch(pf + 8 * off, _MM_HINT_T0);
@@ -590,26 +620,28 @@ static inline __attribute__((always_inline)) __m256 k16_rows8(const char *const 
             _mm_prefetch(pf + 8 * off + 128, _MM_HINT_T0);
             __m256i xlo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x[c].qs));
             __m256i xhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x[c].qs + 16)));
-            __m256i ab = k16_pair(r[0] + off + 3, r[1] + off + 3, xlo, xhi, m4);
-            __m256i cd = k16_pair(r[2] + off + 3, r[3] + off + 3, xlo, xhi, m4);
-            __m256i ef = k16_pair(r[4] + off + 3, r[5] + off + 3, xlo, xhi, m4);
-            __m256i gh = k16_pair(r[6] + off + 3, r[7] + off + 3, xlo, xhi, m4);
-            __m256i s16 = _mm256_hadd_epi16(_mm256_hadd_epi16(ab, cd), _mm256_hadd_epi16(ef, gh));
-            __m256i sc, mn;
-            k16_scales(k16_words8(r, off), &sc, &mn);
+            __m256i u = k16_words8(r, off);
+            __m256i usc = _mm256_and_si256(u, _mm256_set1_epi32(0x3f3f));
             __m256 dx = _mm256_set1_ps(dxf[c]);
-            ad = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, sc)), dx, ad);
-            am = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(mn, _mm256_set1_epi32(tw[c]))), dx, am);
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++)
+                f[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k16_pair_sc(r[2 * p] + off + 3, r[2 * p + 1] + off + 3, xlo, xhi, usc, p)),
+                                       dx, f[p]);
+            am = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(k16_mins(u), _mm256_set1_epi32(tw[c]))), dx, am);
         }
-        __m256i dw = k16_words8(r, sb); /* d | dmin << 16 per row */
         __m256i dd = _mm256_permute4x64_epi64(
-            _mm256_shuffle_epi8(dw, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8,
-                                                     9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
+            _mm256_shuffle_epi8(k16_words8(r, sb), _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                                                    0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
             0xd8); /* [d A C E G B D F H | dmin A C E G B D F H] */
-        acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(dd)), ad, acc);
-        acc = _mm256_fnmadd_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1)), am, acc);
+        __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(dd));
+        accm = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1)), am, accm);
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) /* pair p = rows 2p, 2p+1 = lanes p, p + 4 of d */
+            acc[p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_setr_epi32(p, p, p, p, p + 4, p + 4, p + 4, p + 4)),
+                                     f[p], acc[p]);
     }
-    return _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3])); /* A C E G B D F H */
+    return _mm256_permutevar8x32_ps(_mm256_sub_ps(h, accm), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
 static inline void k16_rowptrs(const char *w, size_t rb, size_t nr, const char *r[8]) {
