@@ -1,5 +1,6 @@
 /* cli.c — error printing, settings flags and model resolution shared by the commands. */
 #include "cli/cli.h"
+#include "runtime/engine.h"
 #include "store/store.h"
 
 #include <ctype.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int vib3_cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -132,16 +134,16 @@ static const struct setting_flag {
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
+/* for the bench sub-commands (src/cli/bench_*.c): the settings a model benchmark uses
+ * (bench <model> lists its own -b and sizes the context from -p / -n) */
 const char *const vib3_cli_config_help =
-    "settings (also in conf/vib3.conf and VIB3_<NAME> variables):\n"
-    "  --ram-budget SIZE      host RAM for weights + KV cache (e.g. 2G, 50%)\n"
-    "  --vram-budget SIZE     GPU memory for hot pages (CUDA builds)\n"
-    "  -t, --threads N        worker threads (0 = all cores)\n"
-    "  -c, --ctx-size N       context length (0 = model maximum)\n"
-    "  -b, --batch-size N     prefill micro-batch\n"
-    "  --evict lru|lfru|lfuda expert page eviction policy (lfru: layer-distance aware)\n"
-    "  --prefetch none|coact|lookahead|both\n"
-    "  --io-uring true|false  false forces the pread fallback\n";
+    "settings (also VIB3_<NAME> variables and conf/vib3.conf):\n"
+    "  --ram-budget SIZE      host RAM for weights + KV cache (e.g. 2G, 50%; default 75% of RAM)\n"
+    "  --vram-budget SIZE     GPU memory for hot pages (CUDA builds; default 90% of free VRAM)\n"
+    "  -t, --threads N        worker threads (default 0 = all cores)\n"
+    "  --evict lru|lfru|lfuda expert page eviction (default lfru: layer-distance aware)\n"
+    "  --prefetch MODE        none|coact|lookahead|both (default both)\n"
+    "  --io-uring true|false  false forces the pread fallback (default true)\n";
 
 void vib3_cli_settings_help(FILE *out, unsigned groups) {
     if (!groups) return;
@@ -187,10 +189,21 @@ int vib3_cli_config_flag(vib3_config *cfg, int argc, char **argv, int *i, const 
     return vib3_cli_settings_flag(cfg, argc, argv, i, cmd, VIB3_CLI_SET_ALL);
 }
 
+void vib3_cli_warn_ctx(const char *cmd, const vib3_engine *e) {
+    const vib3_file *f = vib3_engine_file(e);
+    uint32_t trained = f && f->config ? f->config->max_position : 0, ctx = vib3_engine_ctx_size(e);
+    if (trained && ctx > trained)
+        fprintf(stderr, "vib3 %s: warning: context %u is longer than the %u positions the model was trained on; "
+                        "output past %u tokens may degrade\n", cmd, ctx, trained, trained);
+}
+
 /* ---- Ctrl-C during a pull ------------------------------------------------------------- */
 
 static void on_pull_sigint(int sig) {
+    static const char msg[] = "\nvib3: interrupted; the partial conversion was removed\n";
     if (vib3_store_interrupt()) { /* converting: the partial files are gone, end now */
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
         signal(sig, SIG_DFL);
         raise(sig);
     }

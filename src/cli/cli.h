@@ -93,6 +93,11 @@ int vib3_cli_parse_size(const char *cmd, const char *opt, const char *v, uint64_
  * the default action. */
 void vib3_cli_pull_signals(bool on);
 
+/* llama.cpp's warning on stderr when the engine's context is longer than the model's
+ * trained context (positions past it give degraded output) */
+struct vib3_engine;
+void vib3_cli_warn_ctx(const char *cmd, const struct vib3_engine *e);
+
 /* resolve a model argument: an existing path, or a name in the store
  * ($VIB3_HOME/models/<name>.vib3); out gets the path. */
 vib3_err vib3_cli_resolve_model(const vib3_config *cfg, const char *arg, char *out, int cap);

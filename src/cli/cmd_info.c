@@ -18,6 +18,7 @@ static uint64_t ram_total_bytes(void) {
 
 typedef struct fit {
     uint64_t ram_budget, kv_bytes, dense_bytes, expert_bytes, expert_bytes_padded;
+    uint64_t ctx;                 /* positions the KV cache is sized for */
     uint64_t pages_resident, pages_on_disk;
     uint64_t active_expert_bytes; /* per token, worst case all misses */
     int fits;
@@ -27,7 +28,9 @@ static void compute_fit(const vib3_file *f, const vib3_config *cfg, fit *out) {
     const vib3_model_config *c = f->config;
     memset(out, 0, sizeof *out);
     out->ram_budget = cfg->ram_budget_bytes ? cfg->ram_budget_bytes : ram_total_bytes() / 4 * 3;
-    uint64_t ctx = cfg->ctx_size ? cfg->ctx_size : c->max_position;
+    /* the context `vib3 run` opens with: -c, else the trained one capped at 4096 (runtime/engine.c) */
+    uint64_t ctx = cfg->ctx_size ? cfg->ctx_size : c->max_position && c->max_position < 4096 ? c->max_position : 4096;
+    out->ctx = ctx;
     uint64_t kv_per_token = c->arch == VIB3_ARCH_DEEPSEEK_V3
                                 ? (uint64_t)(c->kv_lora_rank + c->qk_rope_head_dim)
                                 : (uint64_t)c->n_kv_heads * (c->head_dim + c->v_head_dim);
@@ -95,10 +98,11 @@ static void print_json(const vib3_file *f, const fit *ft, int verified) {
         printf("%s{\"tag\": \"%s\", \"bytes\": %llu, \"checksum\": \"ok\"}", i ? ", " : "", tag_name(f->sections[i].tag, t),
                (unsigned long long)f->sections[i].bytes);
     }
-    printf("], \"data_verified\": %s, \"fit\": {\"ram_budget_bytes\": %llu, \"kv_cache_bytes\": %llu, "
+    printf("], \"data_verified\": %s, \"fit\": {\"ram_budget_bytes\": %llu, \"ctx_size\": %llu, \"kv_cache_bytes\": %llu, "
            "\"fits_in_ram\": %s, \"pages_resident\": %llu, \"pages_on_disk\": %llu, "
            "\"worst_case_read_bytes_per_token\": %llu}}\n",
-           verified ? "true" : "false", (unsigned long long)ft->ram_budget, (unsigned long long)ft->kv_bytes,
+           verified ? "true" : "false", (unsigned long long)ft->ram_budget, (unsigned long long)ft->ctx,
+           (unsigned long long)ft->kv_bytes,
            ft->fits ? "true" : "false", (unsigned long long)ft->pages_resident, (unsigned long long)ft->pages_on_disk,
            (unsigned long long)ft->active_expert_bytes);
 }
@@ -132,8 +136,9 @@ static void print_text(const vib3_file *f, const fit *ft, int verified) {
     }
     printf("\n  checksums      header, section table and all sections ok; data %s\n",
            verified ? "ok (every tensor and page verified)" : "not verified (--verify)");
-    printf("  fit            RAM budget %s: %s; KV cache %s\n", vib3_format_size(ft->ram_budget, a, sizeof a),
-           ft->fits ? "fits entirely" : "does not fit entirely", vib3_format_size(ft->kv_bytes, b, sizeof b));
+    printf("  fit            RAM budget %s: %s; KV cache %s (%llu positions, F32)\n",
+           vib3_format_size(ft->ram_budget, a, sizeof a), ft->fits ? "fits entirely" : "does not fit entirely",
+           vib3_format_size(ft->kv_bytes, b, sizeof b), (unsigned long long)ft->ctx);
     printf("                 %llu pages resident, %llu on disk; worst case %s read per token\n",
            (unsigned long long)ft->pages_resident, (unsigned long long)ft->pages_on_disk,
            vib3_format_size(ft->active_expert_bytes, d, sizeof d));

@@ -517,6 +517,7 @@ int vib3_cmd_run(int argc, char **argv, vib3_config *cfg) {
         free(r);
         return vib3_cli_fail("run");
     }
+    vib3_cli_warn_ctx("run", r->e);
     if (r->o.trace && vib3_pages_trace_open(vib3_engine_pages(r->e), r->o.trace) != VIB3_OK) {
         vib3_engine_close(r->e);
         free(r);

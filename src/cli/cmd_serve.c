@@ -69,6 +69,7 @@ int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
     vib3_engine_params ep = {.n_seq = cfg->parallel};
     vib3_engine *e;
     if (vib3_engine_open(&e, path, cfg, &ep) != VIB3_OK) return vib3_cli_fail("serve");
+    vib3_cli_warn_ctx("serve", e);
     vib3_server *s;
     if (vib3_server_start(&s, e, cfg, id) != VIB3_OK) {
         vib3_engine_close(e);

@@ -20,6 +20,16 @@ expect_rc 0 "--help" $V --help
 expect_rc 0 "--version" $V --version
 expect_rc 2 "unknown command" $V frobnicate
 grep -q "unknown command" /tmp/vib3-cli.err && ok || bad "unknown command message"
+# Ollama's habits: `vib3 help <command>`, `vib3 ls`, `vib3 show <model>`; a typo gets a suggestion
+expect_rc 0 "help run" $V help run
+grep -q "usage: vib3 run" /tmp/vib3-cli.out && ok || bad "help run does not print run's usage"
+expect_rc 2 "help of an unknown command" $V help frobnicate
+expect_rc 2 "a typo" $V rnu
+grep -q "did you mean 'run'" /tmp/vib3-cli.err && ok || bad "no suggestion for 'rnu'"
+expect_rc 2 "a typo" $V perplexty
+grep -q "did you mean 'perplexity'" /tmp/vib3-cli.err && ok || bad "no suggestion for 'perplexty'"
+expect_rc 0 "ls" $V ls --json
+expect_rc 2 "show without a model" $V show
 for c in pull run serve convert list rm info hw bench perplexity; do
     expect_rc 0 "$c --help" $V $c --help
     [ -s /tmp/vib3-cli.out ] && ok || bad "$c --help printed nothing on stdout"
@@ -51,6 +61,22 @@ PY
     expect_rc 0 "info --verify" $V info "$T/tm.vib3" --verify
     expect_rc 0 "info with a tiny budget" $V info "$T/tm.vib3" --ram-budget 4M --json
     python3 -c "import json; d=json.load(open('/tmp/vib3-cli.out')); assert d['fit']['pages_on_disk'] > 0" && ok || bad "tiny budget leaves pages on disk"
+    # info sizes the KV cache for the context run opens with (the trained one, at most 4096),
+    # and run warns, as llama.cpp does, when -c goes past the trained context
+    mkdir -p "$T/long"
+    for f in $M/*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$T/long/"; done
+    rm "$T/long/config.json"
+    python3 -c "import json,sys; c=json.load(open('$M/config.json')); c['max_position_embeddings']=32768; json.dump(c, open('$T/long/config.json','w'))"
+    expect_rc 0 "convert a long-context variant" $V convert "$T/long" -o "$T/long.vib3" --no-calib -q
+    expect_rc 0 "info --json of it" $V info "$T/long.vib3" --json
+    info_ctx=$(python3 -c "import json; print(json.load(open('/tmp/vib3-cli.out'))['fit']['ctx_size'])")
+    expect_rc 0 "run --json of it" $V run "$T/long.vib3" hello -n 1 --json
+    run_ctx=$(python3 -c "import json; print(json.load(open('/tmp/vib3-cli.out'))['stats']['ctx_size'])")
+    [ "$info_ctx" = "$run_ctx" ] && [ "$run_ctx" = 4096 ] && ok || bad "info fit for ctx $info_ctx, run opens $run_ctx (want 4096)"
+    expect_rc 0 "run -c past the trained context" $V run "$T/tm.vib3" hello -n 1 -c 512
+    grep -q "warning: context 512 is longer than the 256 positions" /tmp/vib3-cli.err && ok || bad "no trained-context warning"
+    expect_rc 0 "run -c within it" $V run "$T/tm.vib3" hello -n 1 -c 128
+    ! grep -q "warning" /tmp/vib3-cli.err && ok || bad "warning within the trained context"
     expect_rc 1 "convert a missing dir" $V convert --model "$T/nope" --output "$T/x.vib3"
     [ ! -e "$T/x.vib3" ] && [ ! -e "$T/x.vib3.tmp" ] && ok || bad "failed convert left a file"
 fi
