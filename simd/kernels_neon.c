@@ -163,6 +163,96 @@ void vib3_matmul_q8_0_neon(const void *w, size_t cols, const void *x, size_t x_s
     mm_q(w, cols, x, x_stride, n_b, y, y_ld, r0, r1, 0);
 }
 
+/* ==== Q4_K16 x Q8_0 ========================================================== */
+/* Per chunk and row: low / high nibbles of the 16 packed bytes (vand / vshr, 0..15 as signed
+ * bytes), two sdot against the activation halves give the partial sums of S0 and S1 in four
+ * int32 lanes, sc0 S0 + sc1 S1 by two vmul(a)q_n_s32, converted and FMA'd with d_x into a
+ * per-super-block f32 accumulator that d scales once per super-block; the min term
+ * mn0 T0 + mn1 T1 is a scalar per row (T0 / T1 by one vaddlvq_s8 each, shared by the rows of
+ * the step). Four rows per step share the activation loads. */
+#define K16_SB_BYTES (VIB3_Q4K16_HEAD_BYTES + 8 * VIB3_Q4K16_CHUNK_BYTES)
+#define K16_MT 4 /* tokens per mat-mul tile */
+
+static inline float f16le(const uint8_t *p) { return vib3_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* rows r[0..nr) x tokens xs[0..nt) over the whole row; y[t * y_ld + i] */
+static void k16_tile(const uint8_t *const r[R_MV], int nr, size_t nch, const vib3_block_q8_0 *const xs[K16_MT], int nt,
+                     float *y, size_t y_ld) {
+    float32x4_t acc[R_MV][K16_MT];
+    float accm[R_MV][K16_MT];
+    for (int i = 0; i < R_MV; i++)
+        for (int t = 0; t < K16_MT; t++) acc[i][t] = vdupq_n_f32(0), accm[i][t] = 0;
+    for (size_t s = 0; s * 8 < nch; s++) {
+        const size_t sb = s * K16_SB_BYTES, cn = nch - s * 8 < 8 ? nch - s * 8 : 8;
+        float32x4_t ad[R_MV][K16_MT];
+        float am[R_MV][K16_MT];
+        for (int i = 0; i < R_MV; i++)
+            for (int t = 0; t < K16_MT; t++) ad[i][t] = vdupq_n_f32(0), am[i][t] = 0;
+        for (size_t j = 0; j < cn; j++) {
+            const size_t off = sb + VIB3_Q4K16_HEAD_BYTES + j * VIB3_Q4K16_CHUNK_BYTES, c = s * 8 + j;
+            int8x16_t xl[K16_MT], xh[K16_MT];
+            int32_t t0[K16_MT], t1[K16_MT];
+            float dx[K16_MT];
+            for (int t = 0; t < nt; t++) {
+                xl[t] = vld1q_s8(xs[t][c].qs), xh[t] = vld1q_s8(xs[t][c].qs + 16);
+                t0[t] = vaddlvq_s8(xl[t]), t1[t] = vaddlvq_s8(xh[t]);
+                dx[t] = vib3_f16_to_f32(xs[t][c].d);
+            }
+            for (int i = 0; i < nr; i++) {
+                const uint8_t *p = r[i] + off;
+                int sc[2], mn[2];
+                vib3_q4k16_unpack(p, sc, mn);
+                uint8x16_t q = vld1q_u8(p + 3);
+                int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
+                int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+                for (int t = 0; t < nt; t++) {
+                    int32x4_t s0 = vdotq_s32(vdupq_n_s32(0), lo, xl[t]), s1 = vdotq_s32(vdupq_n_s32(0), hi, xh[t]);
+                    int32x4_t v = vmlaq_n_s32(vmulq_n_s32(s0, sc[0]), s1, sc[1]);
+                    ad[i][t] = vmlaq_n_f32(ad[i][t], vcvtq_f32_s32(v), dx[t]);
+                    am[i][t] += dx[t] * (float)(mn[0] * t0[t] + mn[1] * t1[t]);
+                }
+            }
+        }
+        for (int i = 0; i < nr; i++) {
+            float d = f16le(r[i] + sb), dm = f16le(r[i] + sb + 2);
+            for (int t = 0; t < nt; t++) acc[i][t] = vmlaq_n_f32(acc[i][t], ad[i][t], d), accm[i][t] += dm * am[i][t];
+        }
+    }
+    for (int i = 0; i < nr; i++)
+        for (int t = 0; t < nt; t++) y[(size_t)t * y_ld + (size_t)i] = vaddvq_f32(acc[i][t]) - accm[i][t];
+}
+
+void vib3_matvec_q4_k16_neon(const void *w, size_t cols, const void *x, float *y, size_t r0, size_t r1) {
+    const size_t nch = cols / VIB3_QBLOCK, rb = (size_t)vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, cols);
+    const vib3_block_q8_0 *xs[K16_MT] = {x, x, x, x};
+    for (size_t r = r0; r < r1; r += R_MV) {
+        const int nr = (int)(r1 - r < R_MV ? r1 - r : R_MV);
+        const uint8_t *rp[R_MV];
+        for (int i = 0; i < R_MV; i++) rp[i] = (const uint8_t *)w + (r + (size_t)(i < nr ? i : 0)) * rb;
+        k16_tile(rp, nr, nch, xs, 1, y + r, 0);
+    }
+}
+void vib3_matmul_q4_k16_neon(const void *w, size_t cols, const void *x, size_t x_stride, size_t n_b, float *y,
+                             size_t y_ld, size_t r0, size_t r1) {
+    const size_t nch = cols / VIB3_QBLOCK, rb = (size_t)vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, cols);
+    const size_t strip = rb && 256 * 1024 / rb > R_MV ? 256 * 1024 / rb / R_MV * R_MV : R_MV;
+    for (size_t s0 = r0; s0 < r1; s0 += strip) {
+        const size_t s1 = s0 + strip < r1 ? s0 + strip : r1;
+        for (size_t t0 = 0; t0 < n_b; t0 += K16_MT) {
+            const int nt = (int)(n_b - t0 < K16_MT ? n_b - t0 : K16_MT);
+            const vib3_block_q8_0 *xs[K16_MT];
+            for (int t = 0; t < K16_MT; t++)
+                xs[t] = (const vib3_block_q8_0 *)((const char *)x + (t0 + (size_t)(t < nt ? t : 0)) * x_stride);
+            for (size_t r = s0; r < s1; r += R_MV) {
+                const int nr = (int)(s1 - r < R_MV ? s1 - r : R_MV);
+                const uint8_t *rp[R_MV];
+                for (int i = 0; i < R_MV; i++) rp[i] = (const uint8_t *)w + (r + (size_t)(i < nr ? i : 0)) * rb;
+                k16_tile(rp, nr, nch, xs, nt, y + t0 * y_ld + r, y_ld);
+            }
+        }
+    }
+}
+
 /* ==== f32 / f16 helpers ======================================================= */
 static float dot_f32_neon(const float *a, const float *b, size_t n) {
     float32x4_t s0 = vdupq_n_f32(0), s1 = vdupq_n_f32(0);
@@ -263,6 +353,7 @@ static uint64_t int8_mac_loop_neon(uint64_t iters) {
 #include "simd/page_impl.h"
 VIB3_PAGE_DEFINE(q8_0, VIB3_DTYPE_Q8_0)
 VIB3_PAGE_DEFINE(q4_0, VIB3_DTYPE_Q4_0)
+VIB3_PAGE_DEFINE(q4_k16, VIB3_DTYPE_Q4_K16)
 
 void vib3_simd_fill_neon(vib3_simd_ops *o) {
     o->f16_to_f32 = f16_to_f32_neon;
@@ -283,6 +374,12 @@ void vib3_simd_fill_neon(vib3_simd_ops *o) {
     o->page_down[VIB3_DTYPE_Q8_0] = vib3_page_down_q8_0_neon;
     o->page_ffn[VIB3_DTYPE_Q8_0] = vib3_page_ffn_q8_0_neon;
     o->page_ffn_batch[VIB3_DTYPE_Q8_0] = vib3_page_ffn_batch_q8_0_neon;
+    o->matvec[VIB3_DTYPE_Q4_K16] = vib3_matvec_q4_k16_neon;
+    o->matmul[VIB3_DTYPE_Q4_K16] = vib3_matmul_q4_k16_neon;
+    o->page_act[VIB3_DTYPE_Q4_K16] = vib3_page_act_q4_k16_neon;
+    o->page_down[VIB3_DTYPE_Q4_K16] = vib3_page_down_q4_k16_neon;
+    o->page_ffn[VIB3_DTYPE_Q4_K16] = vib3_page_ffn_q4_k16_neon;
+    o->page_ffn_batch[VIB3_DTYPE_Q4_K16] = vib3_page_ffn_batch_q4_k16_neon;
     o->rmsnorm = rmsnorm_neon;
     o->dot_f32 = dot_f32_neon;
     o->axpy = axpy_neon;

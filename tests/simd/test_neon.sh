@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_neon.sh — cross-compiles the simd kernels (scalar reference, dispatch,
-# NEON + dotprod + fp16) with the kernel and thread-pool tests for aarch64 and
+# NEON + dotprod + fp16) with the kernel, Q4_K16 and thread-pool tests for aarch64 and
 # runs them under qemu-aarch64. Last line: "N passed, N failed, N skipped".
 # Skips (0 passed, 0 failed, 1 skipped) only when the cross compiler or qemu
 # is missing (Debian: gcc-aarch64-linux-gnu, qemu-user).
@@ -19,7 +19,7 @@ LIBSRC="simd/dispatch.c simd/kernels_ref.c simd/rope.c src/core/err.c src/core/t
 pass=0; fail=0; skip=0
 build_ok=1
 $CC $FLAGS -march=armv8.2-a+dotprod+fp16 -c simd/kernels_neon.c -o "$OUT/kernels_neon.o" || build_ok=0
-for t in test_kernels test_threadpool; do
+for t in test_kernels test_threadpool test_q4k16; do
     if [ $build_ok = 1 ] && $CC $FLAGS -static -o "$OUT/$t" tests/simd/$t.c $LIBSRC "$OUT/kernels_neon.o" -lm; then
         "$QEMU" -L "$SYSROOT" "$OUT/$t" > "$OUT/$t.log" 2>&1
         rc=$?
