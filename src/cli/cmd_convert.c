@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char g_tmp[5][1200];
@@ -29,7 +30,8 @@ static void usage(FILE *out) {
             "usage: vib3 convert --model <hf-dir | file.gguf> [--output <file.vib3>] [options]\n"
             "  --model PATH           Hugging Face directory (config.json + *.safetensors) or a .gguf file\n"
             "                         (also accepted as the first positional argument)\n"
-            "  --output PATH          output .vib3 (default: <model name>.vib3 in the current directory)\n"
+            "  --output PATH          output .vib3, or a directory for <model name>.vib3 in it\n"
+            "                         (default: <model name>.vib3 in the current directory)\n"
             "  --quant q4|q8|f16|f32  expert page dtype (default q4 = Q4_K16, or Q4_0 for a Q4_0 source; q4_k16 and\n"
             "                         q4_0 force one); with q4/q8 other matrices are Q8_0,\n"
             "                         with f16/f32 everything keeps that precision (f32 reproduces the source)\n"
@@ -118,8 +120,18 @@ int vib3_cmd_convert(int argc, char **argv, vib3_config *cfg) {
         }
     }
     if (!o.model_path) return vib3_cli_usage_error("convert", "--model is required");
+    struct stat ost;
+    size_t olen = o.output_path ? strlen(o.output_path) : 0;
     if (!o.output_path) {
         default_output(o.model_path, out_buf, sizeof out_buf);
+        o.output_path = out_buf;
+    } else if ((olen && o.output_path[olen - 1] == '/') || (stat(o.output_path, &ost) == 0 && S_ISDIR(ost.st_mode))) {
+        /* a directory: <model name>.vib3 inside it, as cp does */
+        char name[512];
+        default_output(o.model_path, name, sizeof name);
+        if (snprintf(out_buf, sizeof out_buf, "%s%s%s", o.output_path, olen && o.output_path[olen - 1] == '/' ? "" : "/",
+                     name) >= (int)sizeof out_buf)
+            return vib3_cli_usage_error("convert", "--output %s: path too long", o.output_path);
         o.output_path = out_buf;
     }
     if (!o.page_neurons && cfg->page_neurons) o.page_neurons = cfg->page_neurons;

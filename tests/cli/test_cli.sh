@@ -77,6 +77,11 @@ PY
     grep -q "warning: context 512 is longer than the 256 positions" /tmp/vib3-cli.err && ok || bad "no trained-context warning"
     expect_rc 0 "run -c within it" $V run "$T/tm.vib3" hello -n 1 -c 128
     ! grep -q "warning" /tmp/vib3-cli.err && ok || bad "warning within the trained context"
+    # --output naming a directory puts <model name>.vib3 in it (was: a failed rename after the whole conversion)
+    mkdir -p "$T/outdir"
+    expect_rc 0 "convert into a directory" $V convert $M -o "$T/outdir" --no-calib -q
+    [ -f "$T/outdir/tinymix-brown.vib3" ] && [ -z "$(ls -A "$T/outdir" | grep -v '^tinymix-brown.vib3$')" ] && ok ||
+        bad "convert -o DIR: $(ls -A "$T/outdir")"
     expect_rc 1 "convert a missing dir" $V convert --model "$T/nope" --output "$T/x.vib3"
     [ ! -e "$T/x.vib3" ] && [ ! -e "$T/x.vib3.tmp" ] && ok || bad "failed convert left a file"
 fi
