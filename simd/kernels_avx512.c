@@ -404,6 +404,247 @@ void vib3_matmul_q8_0_avx512(const void *w, size_t cols, const void *x, size_t x
     mm_q(w, cols, x, x_stride, n_b, y, y_ld, r0, r1, 0);
 }
 
+/* ==== Q4_K16 x Q8_0 ========================================================== */
+/* The AVX2 kernels' structure (kernels_avx2.c, "Q4_K16 x Q8_0", which says why), 256-bit, with
+ * VNNI's vpdpwssd fusing the second sub-scale vpmaddwd with the add of the two groups. The
+ * per-chunk sums stay in vpmaddubsw's int16 stage because the 6-bit sub-scales are applied
+ * there by vpmaddwd (a vpdpbusd int32 stage would need vpmulld per row pair). */
+static inline float f16s(uint16_t h) { return _cvtsh_ss(h); }
+/* mask of the first n (< 8) lanes */
+static inline __m256i lane_mask(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define K16_CH_MAX 1024u /* chunks per pass of the per-call activation tables (32768 columns) */
+#define K16_SB_BYTES (VIB3_Q4K16_HEAD_BYTES + 8 * VIB3_Q4K16_CHUNK_BYTES)
+
+/* per chunk c of x: d_x as f32 and (T0, T1) as two int16 in one int32 */
+static void k16_prep(const vib3_block_q8_0 *x, size_t n, float *dxf, int32_t *tw) {
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (size_t c = 0; c < n; c++) {
+        __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *)x[c].qs)), ones16);
+        __m128i t = _mm_hadd_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)); /* [a a b b] */
+        t = _mm_hadd_epi32(t, t);                                                                /* [T0 T1 ..] */
+        tw[c] = (int32_t)(((uint32_t)_mm_extract_epi32(t, 0) & 0xffffu) | ((uint32_t)_mm_extract_epi32(t, 1) << 16));
+        dxf[c] = f16s(x[c].d);
+    }
+}
+static inline uint32_t ld32(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+/* 8 rows' 32-bit words at offset off, lane order A C E G B D F H (rows 0 2 4 6 1 3 5 7) */
+static inline __attribute__((always_inline)) __m256i k16_words8(const char *const r[8], size_t off) {
+    uint64_t a = ld32(r[0] + off) | (uint64_t)ld32(r[2] + off) << 32, b = ld32(r[4] + off) | (uint64_t)ld32(r[6] + off) << 32;
+    uint64_t c = ld32(r[1] + off) | (uint64_t)ld32(r[3] + off) << 32, d = ld32(r[5] + off) | (uint64_t)ld32(r[7] + off) << 32;
+    __m128i lo = _mm_insert_epi64(_mm_cvtsi64_si128((long long)a), (long long)b, 1);
+    __m128i hi = _mm_insert_epi64(_mm_cvtsi64_si128((long long)c), (long long)d, 1);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+/* from sub-scale words u (sm[0..2] in the low 3 bytes): (sc0, sc1) and (mn0, mn1) as int16 pairs */
+static inline __attribute__((always_inline)) void k16_scales(__m256i u, __m256i *sc, __m256i *mn) {
+    const __m256i ctl = _mm256_setr_epi8(0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1, 0, -1, 1, -1, 4,
+                                         -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1);
+    *sc = _mm256_and_si256(_mm256_shuffle_epi8(u, ctl), _mm256_set1_epi16(63));
+    __m256i t = _mm256_and_si256(u, _mm256_set1_epi32(0x00c0c0c0));
+    __m256i m1 = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(t, 10), _mm256_set1_epi32(0x30000)),
+                                 _mm256_and_si256(_mm256_slli_epi32(t, 4), _mm256_set1_epi32(0xc0000)));
+    m1 = _mm256_or_si256(m1, _mm256_and_si256(_mm256_srli_epi32(t, 2), _mm256_set1_epi32(0x300000)));
+    *mn = _mm256_or_si256(m1, _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(63)));
+}
+/* group-0 / group-1 products of rows a (low lane) and b (high lane), hadd'ed: [a0 x4 a1 x4 | b0 x4 b1 x4] */
+static inline __attribute__((always_inline)) __m256i k16_pair(const char *a, const char *b, __m256i xlo, __m256i xhi,
+                                                              __m256i m4) {
+    __m256i q = _mm256_loadu2_m128i((const __m128i *)b, (const __m128i *)a);
+    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    return _mm256_hadd_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+}
+
+/* (mn0, mn1) as int16 pairs from sub-scale words u: mn0 = sm[2] & 63; mn1 gathers the top two
+ * bits of sm[0..2] (bits 6-7, 14-15, 22-23 of u): shifted right by 2 they sit at 4, 12, 20,
+ * and one multiply by 2^12 + 2^6 + 1 moves them to 16, 18, 20 (the other partial products
+ * land on disjoint bits outside 16..21, so nothing carries) */
+static inline __attribute__((always_inline)) __m256i k16_mins(__m256i u) {
+    __m256i t = _mm256_srli_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x00c0c0c0)), 2);
+    __m256i m1 = _mm256_and_si256(_mm256_mullo_epi32(t, _mm256_set1_epi32(0x1041)), _mm256_set1_epi32(0x3f0000));
+    return _mm256_or_si256(m1, _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(63)));
+}
+/* rows a (low lane) and b (high lane) of a chunk: sc0 S0 + sc1 S1 in int32 partial lanes
+ * [a x4 | b x4]; usc: the sub-scale words masked to sm[0..1] & 63, sel: the pair's
+ * vpshufb control ((sc0 | sc1) of the pair's word, one per 128-bit lane) */
+static inline __attribute__((always_inline)) __m256i k16_pair_sc(const char *a, const char *b, __m256i xlo, __m256i xhi,
+                                                                 __m256i usc, const int p) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const char w = (char)(4 * p);
+    const __m256i sel0 = _mm256_setr_epi8(w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1, w, -1,
+                                          w, -1, w, -1, w, -1, w, -1, w, -1);
+    const __m256i sel1 = _mm256_add_epi8(sel0, _mm256_set1_epi16(1));
+    __m256i q = _mm256_loadu2_m128i((const __m128i *)b, (const __m128i *)a);
+    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    return _mm256_dpwssd_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_shuffle_epi8(usc, sel0)),
+                               _mm256_maddubs_epi16(hi, xhi), _mm256_shuffle_epi8(usc, sel1));
+}
+
+/* chunks [c0, c1) of eight rows r[] (x, dxf, tw indexed from c0); results in row order.
+ * No horizontal work per chunk: each row pair's sc-weighted int32 partials are converted and
+ * FMA'd with d_x into per-pair f32 accumulators; d (per pair, [d_a x4 | d_b x4]) scales them
+ * once per super-block and three vhaddps reduce them once per call. The min term is one
+ * vector for all eight rows per chunk (lane order A C E G B D F H). */
+static inline __attribute__((always_inline)) __m256 k16_rows8(const char *const r[8], size_t c0, size_t c1,
+                                                              const vib3_block_q8_0 *x, const float *dxf,
+                                                              const int32_t *tw, const char *pf) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 accm = _mm256_setzero_ps();
+    for (size_t s = c0 / 8; s * 8 < c1; s++) {
+        const size_t sb = s * K16_SB_BYTES, cn = c1 - s * 8 < 8 ? c1 - s * 8 : 8;
+        __m256 f[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        __m256 am = _mm256_setzero_ps();
+        for (size_t j = 0; j < cn; j++) {
+            const size_t off = sb + VIB3_Q4K16_HEAD_BYTES + j * VIB3_Q4K16_CHUNK_BYTES, c = s * 8 + j - c0;
+            _mm_prefetch(pf + 8 * off, _MM_HINT_T0);
+            _mm_prefetch(pf + 8 * off + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 8 * off + 128, _MM_HINT_T0);
+            __m256i xlo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x[c].qs));
+            __m256i xhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(x[c].qs + 16)));
+            __m256i u = k16_words8(r, off);
+            __m256i usc = _mm256_and_si256(u, _mm256_set1_epi32(0x3f3f));
+            __m256 dx = _mm256_set1_ps(dxf[c]);
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++)
+                f[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k16_pair_sc(r[2 * p] + off + 3, r[2 * p + 1] + off + 3, xlo, xhi, usc, p)),
+                                       dx, f[p]);
+            am = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(k16_mins(u), _mm256_set1_epi32(tw[c]))), dx, am);
+        }
+        __m256i dd = _mm256_permute4x64_epi64(
+            _mm256_shuffle_epi8(k16_words8(r, sb), _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                                                    0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
+            0xd8); /* [d A C E G B D F H | dmin A C E G B D F H] */
+        __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(dd));
+        accm = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1)), am, accm);
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) /* pair p = rows 2p, 2p+1 = lanes p, p + 4 of d */
+            acc[p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_setr_epi32(p, p, p, p, p + 4, p + 4, p + 4, p + 4)),
+                                     f[p], acc[p]);
+    }
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3])); /* A C E G B D F H */
+    return _mm256_permutevar8x32_ps(_mm256_sub_ps(h, accm), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline void k16_rowptrs(const char *w, size_t rb, size_t nr, const char *r[8]) {
+    for (size_t i = 0; i < 8; i++) r[i] = w + (i < nr ? i : 0) * rb;
+}
+
+void vib3_matvec_q4_k16_avx512(const void *w, size_t cols, const void *x, float *y, size_t r0, size_t r1) {
+    const size_t nch = cols / VIB3_QBLOCK, rb = (size_t)vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, cols);
+    const vib3_block_q8_0 *xb = x;
+    float dxf[K16_CH_MAX];
+    int32_t tw[K16_CH_MAX];
+    for (size_t c0 = 0; c0 < nch; c0 += K16_CH_MAX) { /* one pass unless cols > 32768 */
+        const size_t c1 = nch - c0 < K16_CH_MAX ? nch : c0 + K16_CH_MAX;
+        k16_prep(xb + c0, c1 - c0, dxf, tw);
+        for (size_t r = r0; r < r1; r += 8) {
+            const size_t nr = r1 - r < 8 ? r1 - r : 8;
+            const char *rp[8];
+            k16_rowptrs((const char *)w + r * rb, rb, nr, rp);
+            __m256 v = k16_rows8(rp, c0, c1, xb + c0, dxf, tw, (const char *)w + (r + 8) * rb);
+            if (c0) v = _mm256_add_ps(v, nr == 8 ? _mm256_loadu_ps(y + r) : _mm256_maskload_ps(y + r, lane_mask(nr)));
+            if (nr == 8) _mm256_storeu_ps(y + r, v);
+            else _mm256_maskstore_ps(y + r, lane_mask(nr), v);
+        }
+    }
+}
+
+/* 8 rows x 4 tokens: the rows' nibbles and sub-scales of a chunk are unpacked once for four tokens */
+static inline __attribute__((always_inline)) void k16_tile8x4(const char *const r[8], size_t nch,
+                                                              const vib3_block_q8_0 *const xs[4],
+                                                              const float (*dxf)[K16_CH_MAX],
+                                                              const int32_t (*tw)[K16_CH_MAX], const char *pf,
+                                                              __m256 out[4]) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (size_t s = 0; s * 8 < nch; s++) {
+        const size_t sb = s * K16_SB_BYTES, cn = nch - s * 8 < 8 ? nch - s * 8 : 8;
+        __m256 ad[4], am[4];
+        for (int t = 0; t < 4; t++) ad[t] = am[t] = _mm256_setzero_ps();
+        for (size_t j = 0; j < cn; j++) {
+            const size_t off = sb + VIB3_Q4K16_HEAD_BYTES + j * VIB3_Q4K16_CHUNK_BYTES, c = s * 8 + j;
+            _mm_prefetch(pf + 8 * off, _MM_HINT_T0);
+            _mm_prefetch(pf + 8 * off + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 8 * off + 128, _MM_HINT_T0);
+            __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) {
+                __m256i q = _mm256_loadu2_m128i((const __m128i *)(r[2 * p + 1] + off + 3), (const __m128i *)(r[2 * p] + off + 3));
+                lo[p] = _mm256_and_si256(q, m4);
+                hi[p] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            }
+            __m256i sc, mn;
+            k16_scales(k16_words8(r, off), &sc, &mn);
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                const vib3_block_q8_0 *xb = xs[t] + c;
+                __m256i xlo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xb->qs));
+                __m256i xhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xb->qs + 16)));
+                __m256i h[4];
+#pragma GCC unroll 4
+                for (int p = 0; p < 4; p++)
+                    h[p] = _mm256_hadd_epi16(_mm256_maddubs_epi16(lo[p], xlo), _mm256_maddubs_epi16(hi[p], xhi));
+                __m256i s16 = _mm256_hadd_epi16(_mm256_hadd_epi16(h[0], h[1]), _mm256_hadd_epi16(h[2], h[3]));
+                __m256 dx = _mm256_set1_ps(dxf[t][c]);
+                ad[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, sc)), dx, ad[t]);
+                am[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(mn, _mm256_set1_epi32(tw[t][c]))), dx, am[t]);
+            }
+        }
+        __m256i dd = _mm256_permute4x64_epi64(
+            _mm256_shuffle_epi8(k16_words8(r, sb), _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                                                    0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
+            0xd8);
+        __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(dd)), dm = _mm256_cvtph_ps(_mm256_extracti128_si256(dd, 1));
+        for (int t = 0; t < 4; t++) acc[t] = _mm256_fnmadd_ps(dm, am[t], _mm256_fmadd_ps(d, ad[t], acc[t]));
+    }
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int t = 0; t < 4; t++) out[t] = _mm256_permutevar8x32_ps(acc[t], order);
+}
+
+void vib3_matmul_q4_k16_avx512(const void *w, size_t cols, const void *x, size_t x_stride, size_t n_b, float *y,
+                             size_t y_ld, size_t r0, size_t r1) {
+    const size_t nch = cols / VIB3_QBLOCK, rb = (size_t)vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, cols);
+    if (nch > K16_CH_MAX || n_b == 1) { /* one token, or rows too long for the per-token tables */
+        for (size_t b = 0; b < n_b; b++)
+            vib3_matvec_q4_k16_avx512(w, cols, (const char *)x + b * x_stride, y + b * y_ld, r0, r1);
+        return;
+    }
+    float dxf[4][K16_CH_MAX];
+    int32_t tw[4][K16_CH_MAX];
+    /* rows outer in L2-sized strips, so a strip is reused by every token group */
+    const size_t strip = 256 * 1024 / rb > 8 ? 256 * 1024 / rb / 8 * 8 : 8;
+    for (size_t s0 = r0; s0 < r1; s0 += strip) {
+        const size_t s1 = s0 + strip < r1 ? s0 + strip : r1;
+        for (size_t t0 = 0; t0 < n_b; t0 += 4) {
+            const int nt = (int)(n_b - t0 < 4 ? n_b - t0 : 4);
+            const vib3_block_q8_0 *xs[4];
+            for (int t = 0; t < 4; t++) {
+                xs[t] = (const vib3_block_q8_0 *)((const char *)x + (t0 + (size_t)(t < nt ? t : 0)) * x_stride);
+                if (t < nt) k16_prep(xs[t], nch, dxf[t], tw[t]);
+                else memcpy(dxf[t], dxf[0], nch * sizeof(float)), memcpy(tw[t], tw[0], nch * sizeof(int32_t));
+            }
+            for (size_t r = s0; r < s1; r += 8) {
+                const size_t nr = s1 - r < 8 ? s1 - r : 8;
+                const char *rp[8];
+                k16_rowptrs((const char *)w + r * rb, rb, nr, rp);
+                __m256 v[4];
+                k16_tile8x4(rp, nch, xs, (const float(*)[K16_CH_MAX])dxf, (const int32_t(*)[K16_CH_MAX])tw,
+                            (const char *)w + (r + 8) * rb, v);
+                for (int t = 0; t < nt; t++) {
+                    float *yt = y + (t0 + (size_t)t) * y_ld + r;
+                    if (nr == 8) _mm256_storeu_ps(yt, v[t]);
+                    else _mm256_maskstore_ps(yt, lane_mask(nr), v[t]);
+                }
+            }
+        }
+    }
+}
+
 /* ==== f32 helpers =========================================================== */
 float vib3_dot_f32_avx512(const float *a, const float *b, size_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -507,6 +748,7 @@ uint64_t vib3_int8_mac_loop_avx512(uint64_t iters) {
 #include "simd/page_impl.h"
 VIB3_PAGE_DEFINE(q4_0, VIB3_DTYPE_Q4_0)
 VIB3_PAGE_DEFINE(q8_0, VIB3_DTYPE_Q8_0)
+VIB3_PAGE_DEFINE(q4_k16, VIB3_DTYPE_Q4_K16)
 
 void vib3_simd_fill_avx512(vib3_simd_ops *o) {
     o->quantize_q8_0 = vib3_quantize_q8_0_avx512;
@@ -522,6 +764,12 @@ void vib3_simd_fill_avx512(vib3_simd_ops *o) {
     o->page_down[VIB3_DTYPE_Q8_0] = vib3_page_down_q8_0_avx512;
     o->page_ffn[VIB3_DTYPE_Q8_0] = vib3_page_ffn_q8_0_avx512;
     o->page_ffn_batch[VIB3_DTYPE_Q8_0] = vib3_page_ffn_batch_q8_0_avx512;
+    o->matvec[VIB3_DTYPE_Q4_K16] = vib3_matvec_q4_k16_avx512;
+    o->matmul[VIB3_DTYPE_Q4_K16] = vib3_matmul_q4_k16_avx512;
+    o->page_act[VIB3_DTYPE_Q4_K16] = vib3_page_act_q4_k16_avx512;
+    o->page_down[VIB3_DTYPE_Q4_K16] = vib3_page_down_q4_k16_avx512;
+    o->page_ffn[VIB3_DTYPE_Q4_K16] = vib3_page_ffn_q4_k16_avx512;
+    o->page_ffn_batch[VIB3_DTYPE_Q4_K16] = vib3_page_ffn_batch_q4_k16_avx512;
     o->dot_f32 = vib3_dot_f32_avx512;
     o->attn_scores_f32 = vib3_attn_scores_f32_avx512;
     o->attn_scores_f16 = vib3_attn_scores_f16_avx512;
