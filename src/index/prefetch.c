@@ -28,6 +28,11 @@ struct vib3_prefetcher {
     unsigned mode;             /* VIB3_PREDICT_* */
     char mode_name[16];
     uint32_t n_layers, n_experts, hidden, k, margin;
+    uint32_t depth;            /* lookahead: layers ahead to hint (1 = only layer + 1) */
+    int wrap;                  /* lookahead: past the last layer, hint the next token's first layers */
+    float mass;                /* lookahead: guesses per row until this softmax mass (0 = k + margin) */
+    uint32_t max_guess;        /* lookahead with mass: at most this many experts per row and target */
+    uint8_t *hinted;           /* (n_layers, E) experts hinted for the next routing of each layer */
     pthread_mutex_t mu;
 
     float *trans;              /* (n_layers - 1, E, E) transition weights */
@@ -137,6 +142,14 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
     pf->k = c->n_experts_per_tok;
     const char *mg = getenv("VIB3_PREFETCH_MARGIN");
     pf->margin = mg && *mg ? (uint32_t)atoi(mg) : 1;
+    /* defaults measured on tinymix-brown (docs/bench/storage.md) */
+    const char *dp = getenv("VIB3_PREFETCH_DEPTH"), *ms = getenv("VIB3_PREFETCH_MASS"), *wr = getenv("VIB3_PREFETCH_WRAP");
+    pf->depth = dp && *dp ? (uint32_t)atoi(dp) : 2;
+    if (pf->depth < 1) pf->depth = 1;
+    if (pf->depth > c->n_layers) pf->depth = c->n_layers;
+    pf->mass = ms && *ms ? (float)atof(ms) : 0.0f;
+    pf->wrap = wr && *wr ? atoi(wr) != 0 : 1;
+    pf->max_guess = 2 * pf->k + 1;
     pf->pred_layer = pf->prev_layer = -1;
     pthread_mutex_init(&pf->mu, NULL);
     *out = pf;
@@ -151,12 +164,13 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
     pf->votes = vib3_arena_alloc(arena, (size_t)E * sizeof(float), 0);
     pf->top = vib3_arena_alloc(arena, (size_t)E * sizeof(uint32_t), 0);
     for (int i = 0; i < 3; i++) pf->pred[i] = vib3_arena_calloc(arena, E, 1, 0);
+    pf->hinted = vib3_arena_calloc(arena, (size_t)pf->n_layers * E, 1, 0);
     pf->rows_cap = cfg && cfg->batch_size > 1 ? cfg->batch_size : 512;
     if (cfg && cfg->parallel > pf->rows_cap) pf->rows_cap = cfg->parallel;
     pf->k_cap = pf->k + c->n_shared_experts + 1;
     pf->prev_experts = vib3_arena_alloc(arena, (size_t)pf->rows_cap * pf->k_cap * sizeof(int32_t), 0);
     if (!pf->trans || !pf->routers || !pf->xin || !pf->scores || !pf->votes || !pf->top || !pf->pred[0] ||
-        !pf->pred[1] || !pf->pred[2] || !pf->prev_experts)
+        !pf->pred[1] || !pf->pred[2] || !pf->prev_experts || !pf->hinted)
         return vib3_err_prefix("prefetcher");
 
     /* the co-activation prior */
@@ -165,6 +179,20 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
         if (scale > 1) scale = 1;
         for (size_t i = 0; i < (pf->n_layers - 1) * (size_t)E * E; i++)
             pf->trans[i] = (float)(f->coact_trans[i] * scale);
+    }
+    /* the pages' prefetch window: depth targets of k + margin guesses, twice over
+     * (hints of the next targets go out while the last ones are still being read) */
+    if (pages && (pf->mode & VIB3_PREDICT_LOOKAHEAD)) {
+        uint32_t per_expert = 1;
+        for (uint32_t l = 0; l < pf->n_layers; l++)
+            for (uint32_t e = 0; e < E; e++) {
+                uint64_t first;
+                uint32_t cnt;
+                if (vib3_file_slot_pages(f, l, vib3_file_slot(f, VIB3_PAGE_ROUTED, e), &first, &cnt) && cnt > per_expert)
+                    per_expert = cnt;
+            }
+        uint64_t want = 2ull * pf->depth * (pf->k + pf->margin) * per_expert;
+        vib3_pages_prefetch_window(pages, want > UINT32_MAX ? UINT32_MAX : (uint32_t)want);
     }
     /* routers and norms */
     for (uint32_t l = 0; l < pf->n_layers; l++) {
@@ -213,21 +241,63 @@ uint32_t vib3_prefetcher_predict_coact(vib3_prefetcher *pf, uint32_t layer, cons
     return n;
 }
 
-uint32_t vib3_prefetcher_predict_lookahead(vib3_prefetcher *pf, uint32_t layer, const float *x, uint32_t *out,
-                                           uint32_t cap) {
+/* layer target's router logits (+ selection bias) for layer's normalised
+ * input x, re-weighted from layer's ffn_norm to target's, into pf->scores;
+ * 0 when target has no router */
+static int ahead_scores(vib3_prefetcher *pf, uint32_t layer, uint32_t target, const float *x) {
     uint32_t E = pf->n_experts, h = pf->hidden;
-    if (!E || layer + 1 >= pf->n_layers || !pf->routers[layer + 1].data) return 0;
-    const pf_router *cur = &pf->routers[layer], *nx = &pf->routers[layer + 1];
+    if (!E || layer >= pf->n_layers || target >= pf->n_layers || !pf->routers[target].data) return 0;
+    const pf_router *cur = &pf->routers[layer], *nx = &pf->routers[target];
     const float *in = x;
-    if (cur->norm && nx->norm) {
+    if (cur->norm && nx->norm && cur->norm != nx->norm) {
         for (uint32_t i = 0; i < h; i++)
             pf->xin[i] = fabsf(cur->norm[i]) > 1e-12f ? x[i] / cur->norm[i] * nx->norm[i] : 0.0f;
         in = pf->xin;
     }
     for (uint32_t e = 0; e < E; e++) pf->scores[e] = row_dot(nx, e, in, h) + (nx->bias ? nx->bias[e] : 0.0f);
-    uint32_t want = pf->k + pf->margin;
-    if (want > cap) want = cap;
-    return top_n(pf->scores, E, want, out);
+    return 1;
+}
+
+/* the experts to guess from pf->scores: the top k + margin, or (mass > 0) the
+ * top ones until their softmax mass reaches pf->mass (at least k, at most
+ * max_guess): a confident router costs k guesses, an unsure one more */
+static uint32_t ahead_select(vib3_prefetcher *pf, float mass, uint32_t *out, uint32_t cap) {
+    uint32_t E = pf->n_experts;
+    if (mass <= 0) {
+        uint32_t want = pf->k + pf->margin;
+        return top_n(pf->scores, E, want < cap ? want : cap, out);
+    }
+    uint32_t lim = pf->max_guess < cap ? pf->max_guess : cap;
+    uint32_t n = top_n(pf->scores, E, lim, out);
+    if (n == 0) return 0;
+    float mx = pf->scores[out[0]], z = 0;
+    for (uint32_t e = 0; e < E; e++) z += expf(pf->scores[e] - mx);
+    float cum = 0;
+    uint32_t take = 0;
+    while (take < n) {
+        cum += expf(pf->scores[out[take]] - mx) / z;
+        take++;
+        if (take >= pf->k && cum >= mass) break;
+    }
+    return take;
+}
+
+uint32_t vib3_prefetcher_predict_lookahead(vib3_prefetcher *pf, uint32_t layer, const float *x, uint32_t *out,
+                                           uint32_t cap) {
+    if (layer + 1 >= pf->n_layers || !ahead_scores(pf, layer, layer + 1, x)) return 0;
+    return ahead_select(pf, 0, out, cap);
+}
+
+uint32_t vib3_prefetcher_predict_ahead(vib3_prefetcher *pf, uint32_t layer, uint32_t target, const float *x,
+                                       float mass, uint32_t *out, uint32_t cap) {
+    if (!ahead_scores(pf, layer, target, x)) return 0;
+    return ahead_select(pf, mass, out, cap);
+}
+
+void vib3_prefetcher_set_lookahead(vib3_prefetcher *pf, uint32_t depth, float mass, int wrap) {
+    pf->depth = depth < 1 ? 1 : depth > pf->n_layers ? pf->n_layers : depth;
+    pf->mass = mass;
+    pf->wrap = wrap;
 }
 
 /* ---- the hook ---------------------------------------------------------------------- */
@@ -256,13 +326,36 @@ static void score_previous(vib3_prefetcher *pf, uint32_t layer, const int32_t *e
     }
 }
 
-static void hint_layer(vib3_prefetcher *pf, uint32_t layer) {
-    if (!pf->pages) return;
-    for (uint32_t e = 0; e < pf->n_experts; e++)
-        if (pf->pred[2][e]) {
-            vib3_pages_prefetch_slot(pf->pages, layer, vib3_file_slot(pf->file, VIB3_PAGE_ROUTED, e));
-            pf->st.experts_hinted++;
+/* hint the experts in want for the next routing of layer t (once per routing) */
+static void hint_layer(vib3_prefetcher *pf, uint32_t t, const uint8_t *want) {
+    uint8_t *h = pf->hinted + (size_t)t * pf->n_experts;
+    for (uint32_t e = 0; e < pf->n_experts; e++) {
+        if (!want[e] || h[e]) continue;
+        h[e] = 1;
+        if (!pf->pages) continue;
+        vib3_pages_prefetch_slot(pf->pages, t, vib3_file_slot(pf->file, VIB3_PAGE_ROUTED, e));
+        pf->st.experts_hinted++;
+    }
+}
+
+/* score everything hinted for this routing of layer (any depth), then clear it */
+static void score_hinted(vib3_prefetcher *pf, uint32_t layer) {
+    uint32_t E = pf->n_experts;
+    uint8_t *h = pf->hinted + (size_t)layer * E;
+    uint64_t pred = 0, ok = 0, routed = 0;
+    for (uint32_t e = 0; e < E; e++) {
+        routed += pf->votes[e] != 0;
+        if (h[e]) {
+            pred++;
+            ok += pf->votes[e] != 0;
         }
+    }
+    if (pred) {
+        pf->st.hint_predicted += pred;
+        pf->st.hint_correct += ok;
+        pf->st.hint_routed += routed;
+    }
+    memset(h, 0, E);
 }
 
 void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_t n_rows, const int32_t *experts,
@@ -291,6 +384,10 @@ void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_
     }
     /* 2. score what was predicted for this layer */
     score_previous(pf, layer, experts, n_rows, k);
+    memset(pf->votes, 0, E * sizeof(float));
+    for (size_t i = 0; i < (size_t)n_rows * k; i++)
+        if (experts[i] >= 0 && (uint32_t)experts[i] < E) pf->votes[experts[i]] = 1;
+    score_hinted(pf, layer);
 
     /* 3. learn the transition prev layer -> this layer, row by row */
     if (pf->prev_layer >= 0 && (uint32_t)pf->prev_layer + 1 == layer && pf->prev_rows == n_rows && layer > 0) {
@@ -315,23 +412,51 @@ void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_
     }
 
     /* 4. predict layer + 1 with each predictor (accuracy is measured for both
-     *    whatever the mode; only the mode's hints are issued) */
+     *    whatever the mode, at one layer and k (+ margin) guesses) */
     for (int p = 0; p < 3; p++) memset(pf->pred[p], 0, E);
     pf->pred_layer = -1;
+    uint32_t out[PF_MAX_K];
+    uint32_t cap = E < PF_MAX_K ? E : PF_MAX_K;
     if (layer + 1 < pf->n_layers && n_rows <= 64) {
-        uint32_t out[PF_MAX_K];
-        uint32_t cap = E < PF_MAX_K ? E : PF_MAX_K;
         for (uint32_t r = 0; r < n_rows; r++) {
             uint32_t n = vib3_prefetcher_predict_coact(pf, layer, experts + (size_t)r * k, k, out, cap);
             for (uint32_t i = 0; i < n; i++) pf->pred[0][out[i]] = 1;
             n = vib3_prefetcher_predict_lookahead(pf, layer, x + (size_t)r * pf->hidden, out, cap);
             for (uint32_t i = 0; i < n; i++) pf->pred[1][out[i]] = 1;
         }
-        for (uint32_t e = 0; e < E; e++)
-            pf->pred[2][e] = ((pf->mode & VIB3_PREDICT_COACT) && pf->pred[0][e]) ||
-                             ((pf->mode & VIB3_PREDICT_LOOKAHEAD) && pf->pred[1][e]);
         pf->pred_layer = (int32_t)layer + 1;
-        hint_layer(pf, layer + 1);
+    }
+    /* 5. hint, nearest target first. coact: layer + 1. lookahead: layers
+     *    layer + 1 .. layer + depth (past the last layer, with wrap, the next
+     *    token's first layers), mass-adaptive guess count: a read issued two
+     *    layers early has two layers of compute to arrive instead of one. */
+    if (n_rows <= 64) {
+        for (uint32_t d = 1; d <= pf->depth; d++) {
+            uint32_t t = layer + d;
+            if (t >= pf->n_layers) {
+                if (!pf->wrap) break;
+                t -= pf->n_layers;
+            }
+            uint8_t *want = pf->pred[2];
+            memset(want, 0, E);
+            if ((pf->mode & VIB3_PREDICT_COACT) && d == 1 && layer + 1 < pf->n_layers)
+                for (uint32_t e = 0; e < E; e++) want[e] |= pf->pred[0][e];
+            if (pf->mode & VIB3_PREDICT_LOOKAHEAD) {
+                if (d == 1 && pf->mass <= 0 && layer + 1 < pf->n_layers) {
+                    for (uint32_t e = 0; e < E; e++) want[e] |= pf->pred[1][e];
+                } else {
+                    for (uint32_t r = 0; r < n_rows; r++) {
+                        uint32_t n = vib3_prefetcher_predict_ahead(pf, layer, t, x + (size_t)r * pf->hidden, pf->mass,
+                                                                   out, cap);
+                        for (uint32_t i = 0; i < n; i++) want[out[i]] = 1;
+                    }
+                }
+            }
+            hint_layer(pf, t, want);
+        }
+        /* pred[2]: what was hinted for layer + 1 (the "used" accuracy) */
+        memset(pf->pred[2], 0, E);
+        if (layer + 1 < pf->n_layers) memcpy(pf->pred[2], pf->hinted + (size_t)(layer + 1) * E, E);
     }
     pthread_mutex_unlock(&pf->mu);
 }
@@ -341,6 +466,8 @@ void vib3_prefetcher_stats_get(vib3_prefetcher *pf, vib3_prefetch_stats *s) {
     *s = pf->st;
     pthread_mutex_unlock(&pf->mu);
     snprintf(s->mode, sizeof s->mode, "%s", pf->mode_name);
+    s->hint_precision = s->hint_predicted ? (double)s->hint_correct / (double)s->hint_predicted : 0;
+    s->hint_recall = s->hint_routed ? (double)s->hint_correct / (double)s->hint_routed : 0;
     for (int p = 0; p < 3; p++) {
         s->precision[p] = s->predicted[p] ? (double)s->correct[p] / (double)s->predicted[p] : 0;
         s->recall[p] = s->routed[p] ? (double)s->correct[p] / (double)s->routed[p] : 0;

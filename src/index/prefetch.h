@@ -57,6 +57,9 @@ typedef struct vib3_prefetch_stats {
     double precision[3], recall[3];
     uint64_t experts_hinted;       /* experts whose pages were handed to vib3_pages_prefetch */
     uint64_t experts_fetched;      /* routed experts fetched by the planner */
+    /* everything hinted for a routing (every depth, the mode's predictors), at the expert level */
+    uint64_t hint_predicted, hint_correct, hint_routed;
+    double hint_precision, hint_recall;
 } vib3_prefetch_stats;
 
 /* mode from cfg->prefetch (none, coact, lookahead, both); pages may be NULL (accuracy only) */
@@ -78,6 +81,15 @@ uint32_t vib3_prefetcher_predict_coact(vib3_prefetcher *pf, uint32_t layer, cons
                                        uint32_t *out, uint32_t cap);
 uint32_t vib3_prefetcher_predict_lookahead(vib3_prefetcher *pf, uint32_t layer, const float *x, uint32_t *out,
                                            uint32_t cap);
+/* lookahead from layer to any later layer target (target < layer: the next
+ * token's), mass as vib3_prefetcher_set_lookahead (0: k + margin guesses) */
+uint32_t vib3_prefetcher_predict_ahead(vib3_prefetcher *pf, uint32_t layer, uint32_t target, const float *x,
+                                       float mass, uint32_t *out, uint32_t cap);
+/* lookahead hints: depth layers ahead (1..n_layers; default 2, VIB3_PREFETCH_DEPTH), guesses per row
+ * and target until their softmax mass >= mass (default 0.9, VIB3_PREFETCH_MASS; 0 = k + margin),
+ * wrap: past the last layer hint the next token's first layers (default on, VIB3_PREFETCH_WRAP).
+ * depth 1, mass 0, wrap 0 is the one-layer look-ahead of k + margin experts. */
+void vib3_prefetcher_set_lookahead(vib3_prefetcher *pf, uint32_t depth, float mass, int wrap);
 /* experts predicted per row beyond the model's k (lookahead margin; default 1, VIB3_PREFETCH_MARGIN) */
 void vib3_prefetcher_set_margin(vib3_prefetcher *pf, uint32_t margin);
 void vib3_prefetcher_stats_get(vib3_prefetcher *pf, vib3_prefetch_stats *s);

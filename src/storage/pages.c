@@ -71,6 +71,7 @@ typedef struct frame_meta {
     uint32_t pins;
     uint8_t state;
     uint8_t prefetched;   /* loaded by a hint and not yet acquired */
+    uint8_t hinted;       /* resident when hinted: protected like a prefetched page until used or expired */
     uint8_t readahead;
     uint8_t in_hints;     /* LIST_*: on a FIFO instead of the policy's set */
 } frame_meta;
@@ -143,6 +144,10 @@ struct vib3_pages {
     pthread_t threads[IO_PREAD_THREADS_MAX];
     uint32_t n_threads;
     int stopping;
+    int wake_seen;                  /* the close NOP was reaped */
+    int reap_inline;                /* acquire consumes posted completions (VIB3_REAP_INLINE=0: off) */
+    int hint_protect;               /* a hint protects a resident page too (VIB3_HINT_PROTECT=0: off) */
+    int window_fixed;               /* in-flight budget / hint_max set by the caller: prefetch_window is a no-op */
 
     pthread_mutex_t mu;
     pthread_cond_t done_cv;         /* a request completed or a frame was unpinned */
@@ -249,7 +254,7 @@ static void cand_insert(vib3_pages *p, uint32_t f, uint64_t page) {
         }
         return;
     }
-    if (!fm->prefetched || p->hint_max == 0) {
+    if (!(fm->prefetched || fm->hinted) || p->hint_max == 0) {
         vib3_evict_insert(&p->evict, f, page);
         return;
     }
@@ -257,6 +262,7 @@ static void cand_insert(vib3_pages *p, uint32_t f, uint64_t page) {
     if (p->lst_count[LIST_HINTS] > p->hint_max) {
         uint32_t old = p->lst_head[LIST_HINTS];
         list_unlink(p, old);
+        p->frames[old].hinted = 0;
         vib3_evict_insert(&p->evict, old, p->frames[old].page);
     }
 }
@@ -281,7 +287,7 @@ static void frame_free(vib3_pages *p, uint32_t f) {
     fm->page = UINT64_MAX;
     fm->state = FR_FREE;
     fm->pins = 0;
-    fm->prefetched = fm->readahead = 0;
+    fm->prefetched = fm->readahead = fm->hinted = 0;
     fm->err = ERR_NONE;
     p->free_list[p->free_count++] = f;
 }
@@ -438,22 +444,25 @@ static void req_finish_locked(vib3_pages *p, uint32_t r) {
     pthread_cond_broadcast(&p->done_cv);
 }
 
-/* ---- io_uring completion thread -------------------------------------------- */
-static void *uring_thread(void *arg) {
-    vib3_pages *p = arg;
-    for (;;) {
-        struct io_uring_cqe *cqe;
-        int rc = io_uring_wait_cqe(&p->ring, &cqe);
-        if (rc == -EINTR || rc == -EAGAIN) continue;
-        if (rc < 0) break;
+/* ---- io_uring completions ------------------------------------------------------
+ * Completions are consumed only under mu, by the completion thread or by an
+ * acquirer about to wait on a LOADING page (uring_reap_locked): a read whose
+ * CQE is already posted is then published at once instead of after the
+ * completion thread has been scheduled (on a busy machine that wake-up costs
+ * more than the read). The thread uses io_uring_wait_cqe only as a doorbell
+ * and never reads a CQE outside the lock. */
+static void uring_reap_locked(vib3_pages *p) {
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&p->ring, &cqe) == 0 && cqe) {
         uint64_t ud = io_uring_cqe_get_data64(cqe);
         int res = cqe->res;
         io_uring_cqe_seen(&p->ring, cqe);
-        if (ud == WAKE_USER_DATA) break;
+        if (ud == WAKE_USER_DATA) {
+            p->wake_seen = 1;
+            continue;
+        }
         io_req *q = &p->reqs[ud];
         int complete = 1;
-        /* the lock orders this thread after the submitter (TSan cannot see the ring) */
-        pthread_mutex_lock(&p->mu);
         p->inflight--;
         if (res == -EAGAIN || res == -EINTR) {
             complete = 0;
@@ -468,15 +477,29 @@ static void *uring_thread(void *arg) {
         if (!complete) {
             fifo_push(p, q->prefetch ? &p->q_prefetch : &p->q_demand, (uint32_t)ud, 1);
             uring_submit_locked(p);
-            pthread_mutex_unlock(&p->mu);
             continue;
         }
+        /* verify outside the lock: the frames stay LOADING and belong to the request */
         pthread_mutex_unlock(&p->mu);
         req_verify(p, q);
         pthread_mutex_lock(&p->mu);
         req_finish_locked(p, (uint32_t)ud);
         uring_submit_locked(p);
+    }
+}
+
+static void *uring_thread(void *arg) {
+    vib3_pages *p = arg;
+    for (;;) {
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_wait_cqe(&p->ring, &cqe); /* doorbell only: cqe is read under the lock */
+        if (rc == -EINTR || rc == -EAGAIN) continue;
+        if (rc < 0) break;
+        pthread_mutex_lock(&p->mu);
+        uring_reap_locked(p);
+        int stop = p->wake_seen;
         pthread_mutex_unlock(&p->mu);
+        if (stop) break;
     }
     return NULL;
 }
@@ -564,7 +587,7 @@ static uint32_t frame_claim(vib3_pages *p, uint64_t page, int hint) {
     fm->state = FR_LOADING;
     fm->pins = 0;
     fm->err = ERR_NONE;
-    fm->prefetched = fm->readahead = 0;
+    fm->prefetched = fm->readahead = fm->hinted = 0;
     p->page_frame[page] = f;
     if (!p->page_seen[page]) p->page_seen[page] = 1;
     p->loading_frames++;
@@ -654,6 +677,8 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
                 p->st.page_faults++;
                 if (p->page_seen[page]) p->st.faults_capacity++;
                 else p->st.faults_cold++;
+                if (p->page_seen[page] == 2) p->st.faults_lost++; /* hinted, then dropped or evicted */
+                else p->st.faults_unpredicted++;
                 t0 = now_ns();
             }
             f = frame_claim(p, page, 0);
@@ -691,7 +716,7 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
                 if (waited) p->st.prefetch_late++;
                 fm->prefetched = 0;
             }
-            fm->readahead = 0;
+            fm->readahead = fm->hinted = 0;
             p->page_seen[page] = 1;
             *data = frame_data(p, f);
 #ifdef VIB3_CUDA
@@ -705,11 +730,19 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
             if (--fm->pins == 0) frame_free(p, f);
             break;
         }
-        /* LOADING */
+        /* LOADING: publish completions already posted before counting a fault */
+        if (!waited && p->use_uring && p->reap_inline && io_uring_cq_ready(&p->ring)) {
+            uring_reap_locked(p);
+            continue; /* the frame may be READY now (or even freed after an error) */
+        }
         if (!waited) {
             waited = 1;
             p->st.page_faults++;
             p->st.faults_inflight++;
+            if (fm->prefetched) p->st.faults_late++;
+            else if (p->page_seen[page] == 2) p->st.faults_lost++;
+            else p->st.faults_unpredicted++;
+            if (p->use_uring && io_uring_cq_ready(&p->ring)) p->st.faults_reapable++;
             t0 = now_ns();
         }
         pthread_cond_wait(&p->done_cv, &p->mu);
@@ -758,6 +791,20 @@ static void prefetch_locked(vib3_pages *p, const uint64_t *idx, uint32_t n, int 
                 cand_insert(p, g, page);
             } else if (gm->state == FR_LOADING) {
                 gm->readahead = 1;
+            }
+        }
+        if (hint && i < n && page < p->file->n_pages && p->page_frame[page] != VIB3_NONE32) {
+            /* predicted and resident: protect it like a prefetched page until used or expired,
+             * so the reads of other predictions cannot push it out first */
+            uint32_t g = p->page_frame[page];
+            frame_meta *gm = &p->frames[g];
+            p->page_seen[page] = 2;
+            if (p->hint_protect && gm->state == FR_READY && gm->pins == 0 && gm->in_hints == LIST_NONE &&
+                !gm->readahead && !gm->prefetched) {
+                cand_remove(p, g);
+                gm->hinted = 1;
+                cand_insert(p, g, page);
+                p->st.hints_resident++;
             }
         }
         int take = i < n && page < p->file->n_pages && p->page_frame[page] == VIB3_NONE32;
@@ -839,6 +886,18 @@ void vib3_pages_prefetch_slot(vib3_pages *p, uint32_t layer, uint32_t slot) {
     }
 }
 
+void vib3_pages_prefetch_window(vib3_pages *p, uint32_t pages) {
+    if (p->backend == VIB3_PAGES_MMAP) return;
+    pthread_mutex_lock(&p->mu);
+    if (!p->window_fixed) {
+        uint32_t inflight = pages < p->n_frames / 4 * 3 ? pages : p->n_frames / 4 * 3;
+        uint32_t protect = pages < p->n_frames / 2 ? pages : p->n_frames / 2;
+        if (inflight > p->prefetch_inflight_max) p->prefetch_inflight_max = inflight;
+        if (protect > p->hint_max) p->hint_max = protect;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 void vib3_pages_expire_hints(vib3_pages *p, uint32_t layer) {
     if (p->backend == VIB3_PAGES_MMAP) return;
     pthread_mutex_lock(&p->mu);
@@ -847,6 +906,7 @@ void vib3_pages_expire_hints(vib3_pages *p, uint32_t layer) {
         frame_meta *fm = &p->frames[f];
         if (p->file->pages[fm->page].layer == layer && !fm->readahead) {
             list_unlink(p, f);
+            fm->hinted = 0;
             vib3_evict_insert(&p->evict, f, fm->page);
             p->st.hints_expired++;
         }
@@ -1086,9 +1146,12 @@ static vib3_err frames_setup(vib3_pages *p, const vib3_config *cfg, uint64_t fra
     p->q_demand.head = p->q_demand.tail = p->q_prefetch.head = p->q_prefetch.tail = VIB3_NONE32;
     p->prefetch_inflight_max = o->prefetch_inflight_max ? o->prefetch_inflight_max : p->n_frames / 4;
     if (p->prefetch_inflight_max == 0) p->prefetch_inflight_max = 1;
-    p->hint_max = p->prefetch_inflight_max;
+    p->hint_max = o->hint_max ? o->hint_max : p->prefetch_inflight_max;
+    p->window_fixed = o->prefetch_inflight_max || o->hint_max;
     p->hint_admit = o->hint_admit > 0 ? o->hint_admit * f->config->n_layers : o->hint_admit < 0 ? -1.0 : f->config->n_layers;
 
+    p->reap_inline = !o->no_reap_inline;
+    p->hint_protect = !o->no_hint_protect;
     rc = io_setup(p, cfg, qd);
     if (rc) return rc;
 #ifdef VIB3_CUDA
@@ -1157,6 +1220,9 @@ vib3_err vib3_pages_open(vib3_pages **out, const vib3_file *f, const vib3_config
     vib3_pages_opts o = {0};
     o.readahead = env_int("VIB3_READAHEAD", -1);
     o.prefetch_inflight_max = (uint32_t)env_int("VIB3_PREFETCH_INFLIGHT", 0);
+    o.no_reap_inline = env_int("VIB3_REAP_INLINE", 1) == 0;
+    o.no_hint_protect = env_int("VIB3_HINT_PROTECT", 1) == 0;
+    o.hint_max = (uint32_t)env_int("VIB3_HINT_MAX", 0);
     const char *ha = getenv("VIB3_HINT_ADMIT");
     o.hint_admit = ha && *ha ? atof(ha) : 0;
     const char *b = getenv("VIB3_PAGES_BACKEND");

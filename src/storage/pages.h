@@ -50,6 +50,13 @@ typedef struct vib3_pages_stats {
     uint64_t hints_expired;      /* prefetched pages whose layer was routed elsewhere */
     uint64_t fetch_absent;       /* vib3_pages_fetch found the page absent, never hinted since its last use */
     uint64_t fetch_absent_hinted;/* ... absent although hinted since its last use (evicted or dropped) */
+    /* page_faults split by prediction (faults_late + faults_lost + faults_unpredicted = page_faults):
+     * late: a prediction's read (prefetch hint) was in flight when acquired (predicted, not in time);
+     * lost: hinted since its last use, but the hint was dropped or its frame evicted before use;
+     * unpredicted: no hint since its last use (the read came from the routing-time fetch or the miss) */
+    uint64_t faults_late, faults_lost, faults_unpredicted;
+    uint64_t faults_reapable;    /* faults on a LOADING page while completions sat in the CQ (diagnostic) */
+    uint64_t hints_resident;     /* hints that found their page resident and protected it */
     uint64_t frame_bytes;        /* bytes per frame (page bytes rounded to 4096) */
     uint64_t frames_budget_bytes;/* what the budget rule gave (docs/STORAGE.md) */
     double fault_rate;           /* page_faults / page_accesses */
@@ -83,7 +90,8 @@ void vib3_pages_token_begin(vib3_pages *p);
  *   VIB3_EXPERT_BUDGET=<size>|<n>%   frames bytes directly (% of expert bytes)
  *   VIB3_PAGES_BACKEND=mmap|frames   force a backend
  *   VIB3_READAHEAD=0                 a demand miss reads only its page
- *   VIB3_PREFETCH_INFLIGHT=<pages>   in-flight prefetch budget */
+ *   VIB3_PREFETCH_INFLIGHT=<pages>   in-flight prefetch budget
+ *   VIB3_REAP_INLINE=0               acquire never consumes io_uring completions itself */
 enum { VIB3_PAGES_AUTO = 0, VIB3_PAGES_MMAP = 1, VIB3_PAGES_FRAMES = 2 };
 
 typedef struct vib3_pages_opts {
@@ -93,6 +101,11 @@ typedef struct vib3_pages_opts {
     uint32_t prefetch_inflight_max;  /* pages; 0 = default (frames / 4, at least 1) */
     double hint_admit;               /* lfru admission for hints, in token cycles (n_layers steps);
                                       * 0 = default 1, < 0 = off (VIB3_HINT_ADMIT) */
+    int no_reap_inline;              /* 1: only the completion thread publishes reads (VIB3_REAP_INLINE=0);
+                                      * default: an acquirer about to wait first consumes posted completions */
+    int no_hint_protect;             /* 1: a hint for a resident page does nothing (VIB3_HINT_PROTECT=0);
+                                      * default: it is protected like a prefetched page until used or expired */
+    uint32_t hint_max;               /* protected hinted frames; 0 = prefetch_inflight_max (VIB3_HINT_MAX) */
 } vib3_pages_opts;
 
 /* vib3_pages_open with explicit options (env overrides not applied) */
@@ -109,6 +122,11 @@ void vib3_pages_prefetch_slot(vib3_pages *p, uint32_t layer, uint32_t slot);
  * readahead (not prefetch), never wait; no-op for resident pages */
 void vib3_pages_fetch(vib3_pages *p, const uint64_t *page_indices, uint32_t n);
 void vib3_pages_fetch_slot(vib3_pages *p, uint32_t layer, uint32_t slot);
+/* a predictor that hints about `pages` pages ahead asks for an in-flight
+ * budget and a protected-hint window that large (at most 3/4 and 1/2 of the
+ * frames; never lowered; no-op when the options or VIB3_PREFETCH_INFLIGHT /
+ * VIB3_HINT_MAX set them) */
+void vib3_pages_prefetch_window(vib3_pages *p, uint32_t pages);
 /* layer's routing is known: prefetched pages of that layer that were not
  * fetched since (mispredictions) lose their protection and become ordinary
  * eviction candidates */
