@@ -14,7 +14,7 @@
  * no network: waiting does not help). 401/403/404, a checksum mismatch or a
  * write error end the whole download at once; the other transfers stop and
  * keep their .incomplete files for the next run. vib3_hub_interrupt() (Ctrl-C)
- * ends requests and transfers within 0.2 s with VIB3_ERR_CANCELLED, keeping
+ * ends transfers within 0.2 s and API requests within ~1 s with VIB3_ERR_CANCELLED, keeping
  * the .incomplete files too.
  */
 #include "store/fetch.h"

@@ -40,7 +40,8 @@
  * retrying does not fix a wrong HF_ENDPOINT or a machine without network.
  *
  * vib3_hub_interrupt() (async-signal-safe: for a SIGINT handler) stops every
- * request and download at the next check (at most 0.2 s): they return
+ * request and download at the next check (0.2 s for downloads, curl's ~1 s
+ * progress tick for an API request): they return
  * VIB3_ERR_CANCELLED, the .incomplete files stay for the next run to resume.
  */
 #ifndef VIB3_STORE_HUB_H
