@@ -245,6 +245,29 @@ static bool self_check(const vib3_simd_ops *o, const vib3_simd_ops *ref) {
     o->page_ffn[VIB3_DTYPE_Q4_0](w4, 64, 32, xq0, 0.5f, o1);
     for (int i = 0; i < 64; i++)
         if (!(fabsf(o0[i] - o1[i]) <= 1e-2f * (1.0f + fabsf(o0[i])))) return false;
+    /* Q4_K16: mat-vec of 19 rows x 288 (a full super-block and a short one) against xq0 as one
+     * 288-element row, mat-mul of 19 rows x 96 against the three tokens */
+    static uint8_t wk[ROWS * 179], wm[ROWS * 61];
+    uint8_t *kb[2] = {wk, wm};
+    const size_t kc[2] = {288, 96};
+    for (int k = 0; k < 2; k++) {
+        size_t rb = (size_t)vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, kc[k]);
+        for (size_t i = 0; i < ROWS * rb; i++) kb[k][i] = (uint8_t)((s = s * 1103515245u + 12345u) >> 16);
+        for (size_t r = 0; r < ROWS; r++)
+            for (size_t h = 0; h < rb; h += 156) { /* d, dmin of each super-block (little endian) */
+                uint16_t d = vib3_f32_to_f16(0.001f + 0.0001f * (float)(r % 5)), dm = vib3_f32_to_f16(0.002f);
+                kb[k][r * rb + h] = (uint8_t)d, kb[k][r * rb + h + 1] = (uint8_t)(d >> 8);
+                kb[k][r * rb + h + 2] = (uint8_t)dm, kb[k][r * rb + h + 3] = (uint8_t)(dm >> 8);
+            }
+    }
+    ref->matvec[VIB3_DTYPE_Q4_K16](wk, 288, xq0, y0, 0, ROWS);
+    o->matvec[VIB3_DTYPE_Q4_K16](wk, 288, xq0, y1, 0, ROWS);
+    for (int i = 0; i < ROWS; i++)
+        if (!(fabsf(y0[i] - y1[i]) <= 1e-3f * (1.0f + fabsf(y0[i])))) return false;
+    ref->matmul[VIB3_DTYPE_Q4_K16](wm, 96, xq0, NB * sizeof(vib3_block_q8_0), B, y0, ROWS, 0, ROWS);
+    o->matmul[VIB3_DTYPE_Q4_K16](wm, 96, xq0, NB * sizeof(vib3_block_q8_0), B, y1, ROWS, 0, ROWS);
+    for (int i = 0; i < B * ROWS; i++)
+        if (!(fabsf(y0[i] - y1[i]) <= 1e-3f * (1.0f + fabsf(y0[i])))) return false;
     return true;
 }
 

@@ -315,6 +315,34 @@ TEST(page_kernels_vs_ref) {
     check_page(1088, 32, 2, E_NONE);  /* more down rows than one chunk */
 }
 
+/* the start-up self-check covers Q4_K16: a slightly wrong mat-vec or mat-mul is rejected */
+static void broken_matvec(const void *w, size_t cols, const void *x, float *y, size_t r0, size_t r1) {
+    vib3_simd_ref()->matvec[DT](w, cols, x, y, r0, r1);
+    y[r1 - 1] *= 1.01f;
+}
+static void broken_matmul(const void *w, size_t cols, const void *x, size_t x_stride, size_t n_b, float *y,
+                          size_t y_ld, size_t r0, size_t r1) {
+    vib3_simd_ref()->matmul[DT](w, cols, x, x_stride, n_b, y, y_ld, r0, r1);
+    y[(n_b - 1) * y_ld + r0] += 0.5f;
+}
+TEST(self_check_covers_q4_k16) {
+    vib3_simd_ops copy = *vib3_simd();
+    CHECK(vib3_simd_self_check(&copy));
+    for (size_t v = 0; v < N_ISAS; v++) {
+        const vib3_simd_ops *o = vib3_simd_variant(isas[v]);
+        if (o) CHECK_MSG(vib3_simd_self_check(o), "%s fails the self-check", isas[v]);
+    }
+    /* through a copy of the reference table, so the scalar kernels are what is checked */
+    copy = *vib3_simd_ref();
+    copy.name = "copy";
+    CHECK(vib3_simd_self_check(&copy));
+    copy.matvec[DT] = broken_matvec;
+    CHECK(!vib3_simd_self_check(&copy));
+    copy = *vib3_simd_ref();
+    copy.matmul[DT] = broken_matmul;
+    CHECK(!vib3_simd_self_check(&copy));
+}
+
 TEST(zz_some_variant_was_tested) {
 #if defined(__x86_64__) || defined(__aarch64__)
     if (!vib3_simd_variant("avx2") && !vib3_simd_variant("neon")) SKIP("no SIMD variant usable on this CPU");
