@@ -84,7 +84,7 @@ static void on_sigint(int sig) {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: vib3 run <model> [prompt] [options]\n"
+            "usage: vib3 run <model> [prompt] [options]   (after --, a prompt may start with '-')\n"
             "  <model>                a .vib3 file, a model name in the store, or an alias / org/repo to pull\n"
             "  -p, --prompt TEXT      prompt (also the first positional argument after the model)\n"
             "  -f, --file PATH        read the prompt from a file (default: stdin when it is not a terminal)\n"
@@ -115,10 +115,20 @@ static int parse_args(run_opts *o, int argc, char **argv, vib3_config *cfg) {
     o->max_tokens = -1;
     vib3_sampler_defaults(&o->sp);
     const char *ve_err = NULL;
-    bool seed_set = false;
+    bool seed_set = false, positional_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int64_t n;
+        if (!positional_only && !strcmp(a, "--")) { /* what follows is <model> [prompt], even "-x" */
+            positional_only = true;
+            continue;
+        }
+        if (positional_only) {
+            if (!o->model) o->model = a;
+            else if (!o->prompt) o->prompt = a;
+            else return vib3_cli_usage_error("run", "unexpected argument '%s' (quote a prompt with spaces)", a);
+            continue;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;

@@ -98,6 +98,11 @@ for a in "-n -1" "-n -2" "--seed -1" "--repeat-last-n -1" "--temp 0" "--top-k 0"
     [ "$rc" = 1 ] && grep -q "none.vib3" "$T/err" && ok || { bad "run $a: exit $rc, wanted 1 (no such model)"; head -2 "$T/err"; }
 done
 
+# ---- "--" ends the options: a prompt may start with '-' ----------------------------------
+"$V" run -n 1 -- "$M" "-not-an-option" >/dev/null 2>"$T/err" </dev/null; rc=$?
+[ "$rc" = 1 ] && grep -q "none.vib3" "$T/err" && ok || { bad "run -- MODEL -PROMPT: exit $rc"; head -2 "$T/err"; }
+usage_error "unexpected argument 'three'" run -- "$M" two three
+
 # ---- settings of other commands are refused, not ignored ----------------------------------
 usage_error "unknown option --port" run "$M" hello --port 9
 usage_error "unknown option --page-neurons" run "$M" hello --page-neurons 64
