@@ -61,23 +61,29 @@ __device__ static inline float warp_dot_q4_q8(const uint8_t *row, const uint8_t 
     return s;
 }
 
-/* act[j] = silu(gate_j · x) * (up_j · x), one warp per neuron j (vib3_swiglu_ref's expression);
+/* act[j] = silu(gate_j · x) * (up_j · x) by one warp (vib3_swiglu_ref's expression);
  * page = gate (k, hidden) | up (k, hidden) | down (hidden, k) */
-__global__ static void k_gate_up(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *xq, float *act) {
-    VIB3_PK_DYN_SHARED(sh);
-    const uint32_t warp = threadIdx.x / 32, j = blockIdx.x * WARPS + warp, nb = hidden / QBLOCK;
-    if (j >= k) return; /* whole warp */
+__device__ static inline void pk_gate_up_row(const uint8_t *page, uint32_t hidden, uint32_t k, uint32_t j,
+                                             const uint8_t *xq, float *act, float *terms) {
+    const uint32_t nb = hidden / QBLOCK;
     const uint64_t rb = (uint64_t)nb * Q4_BLOCK_BYTES;
-    float *terms = sh + (uint64_t)warp * nb;
     float g = warp_dot_q4_q8(page + (uint64_t)j * rb, xq, nb, terms);
     float u = warp_dot_q4_q8(page + ((uint64_t)k + j) * rb, xq, nb, terms);
     if (threadIdx.x % 32 == 0) act[j] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
 }
 
-/* act -> Q8_0 blocks as vib3_quantize_q8_0_ref: d = amax / 127, q = roundf(x * (1 / d)), one warp per block */
-__global__ static void k_quant_q8(const float *act, uint32_t k, uint8_t *actq) {
-    const uint32_t lane = threadIdx.x % 32, b = blockIdx.x * WARPS + threadIdx.x / 32;
-    if (b >= k / QBLOCK) return; /* whole warp */
+/* one warp per neuron j */
+__global__ static void k_gate_up(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *xq, float *act) {
+    VIB3_PK_DYN_SHARED(sh);
+    const uint32_t warp = threadIdx.x / 32, j = blockIdx.x * WARPS + warp;
+    if (j >= k) return; /* whole warp */
+    pk_gate_up_row(page, hidden, k, j, xq, act, sh + (uint64_t)warp * (hidden / QBLOCK));
+}
+
+/* 32 activations (block b of act) -> one Q8_0 block as vib3_quantize_q8_0_ref: d = amax / 127,
+ * q = roundf(x * (1 / d)); by one warp */
+__device__ static inline void pk_quant_block(const float *act, uint32_t b, uint8_t *actq) {
+    const uint32_t lane = threadIdx.x % 32;
     float x = act[(uint64_t)b * QBLOCK + lane], amax = fabsf(x);
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     float d = __fdiv_rn(amax, 127.0f), id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
@@ -90,6 +96,13 @@ __global__ static void k_quant_q8(const float *act, uint32_t k, uint8_t *actq) {
     }
 }
 
+/* one warp per block */
+__global__ static void k_quant_q8(const float *act, uint32_t k, uint8_t *actq) {
+    const uint32_t b = blockIdx.x * WARPS + threadIdx.x / 32;
+    if (b >= k / QBLOCK) return; /* whole warp */
+    pk_quant_block(act, b, actq);
+}
+
 /* y[i] = weight * (down_i · actq), one warp per output row i (page_down's scale * yb[i]) */
 __global__ static void k_down(const uint8_t *page, uint32_t hidden, uint32_t k, const uint8_t *actq, float weight,
                               float *y) {
@@ -99,6 +112,71 @@ __global__ static void k_down(const uint8_t *page, uint32_t hidden, uint32_t k, 
     const uint64_t rb = (uint64_t)(hidden / QBLOCK) * Q4_BLOCK_BYTES, db = (uint64_t)nbk * Q4_BLOCK_BYTES;
     float s = warp_dot_q4_q8(page + 2 * (uint64_t)k * rb + (uint64_t)i * db, actq, nbk, sh + (uint64_t)warp * nbk);
     if (threadIdx.x % 32 == 0) y[i] = __fmul_rn(weight, s);
+}
+
+
+/* ---- batches: every VRAM-resident page of one decode task in one launch each ----------------
+ * item q: a page (device pointer), its k (multiple of 32), its first activation koff (a
+ * multiple of 32: the sum of the k before it) and its routing weight. Grid y = item. */
+typedef struct pk_item {
+    const uint8_t *page;
+    uint32_t k, koff;
+    float w;
+    uint32_t pad_;
+} pk_item;
+#define PK_BATCH_MAX 1024u /* items per batch: k_batch_down keeps a term per item per warp in shared memory */
+
+static inline uint32_t pk_smem_batch_down(uint32_t n_items) { return WARPS * n_items * (uint32_t)sizeof(float); }
+
+/* grid (pk_grid_gate_up(max k), n_items): act[koff + j] of every item */
+__global__ static void k_batch_gate_up(const pk_item *items, uint32_t hidden, const uint8_t *xq, float *act) {
+    VIB3_PK_DYN_SHARED(sh);
+    const pk_item it = items[blockIdx.y];
+    const uint32_t warp = threadIdx.x / 32, j = blockIdx.x * WARPS + warp;
+    if (j >= it.k) return; /* whole warp */
+    pk_gate_up_row(it.page, hidden, it.k, j, xq, act + it.koff, sh + (uint64_t)warp * (hidden / QBLOCK));
+}
+
+/* grid (pk_grid_quant(max k), n_items): each item's activations as its own Q8_0 blocks */
+__global__ static void k_batch_quant_q8(const pk_item *items, const float *act, uint8_t *actq) {
+    const pk_item it = items[blockIdx.y];
+    const uint32_t b = blockIdx.x * WARPS + threadIdx.x / 32;
+    if (b >= it.k / QBLOCK) return; /* whole warp */
+    pk_quant_block(act + it.koff, b, actq + (uint64_t)(it.koff / QBLOCK) * Q8_BLOCK_BYTES);
+}
+
+/* grid pk_grid_down(hidden): y[i] = sum over items in order of (w * (down_i · actq)), one warp per
+ * output row i; lane l does items l, l+32, ... (each dot in block order, as dot_row_q4_0), lane 0
+ * adds the terms in item order: y equals 0 + t_0 + t_1 + ..., i.e. the reference's page_ffn of
+ * every item in turn into a zeroed output */
+__global__ static void k_batch_down(const pk_item *items, uint32_t n_items, uint32_t hidden, const uint8_t *actq,
+                                    float *y) {
+    VIB3_PK_DYN_SHARED(sh);
+    const uint32_t warp = threadIdx.x / 32, lane = threadIdx.x % 32, i = blockIdx.x * WARPS + warp;
+    if (i >= hidden) return; /* whole warp */
+    float *terms = sh + (uint64_t)warp * n_items;
+    const uint64_t rb = (uint64_t)(hidden / QBLOCK) * Q4_BLOCK_BYTES;
+    for (uint32_t q = lane; q < n_items; q += 32) {
+        const pk_item it = items[q];
+        const uint32_t nbk = it.k / QBLOCK;
+        const uint8_t *row = it.page + 2 * (uint64_t)it.k * rb + (uint64_t)i * nbk * Q4_BLOCK_BYTES;
+        const uint8_t *aq = actq + (uint64_t)(it.koff / QBLOCK) * Q8_BLOCK_BYTES;
+        float s = 0.0f;
+        for (uint32_t b = 0; b < nbk; b++) {
+            const uint8_t *w = row + (uint64_t)b * Q4_BLOCK_BYTES, *x = aq + (uint64_t)b * Q8_BLOCK_BYTES;
+            const int8_t *xs = (const int8_t *)(x + 2);
+            int32_t acc = 0;
+            for (int e = 0; e < 16; e++) acc += ((w[2 + e] & 15) - 8) * xs[e] + ((w[2 + e] >> 4) - 8) * xs[e + 16];
+            s = __fadd_rn(s, __fmul_rn((float)acc, __fmul_rn(pk_f16(w), pk_f16(x))));
+        }
+        terms[q] = __fmul_rn(it.w, s);
+    }
+    __syncwarp();
+    if (lane == 0) {
+        float t = 0.0f;
+        for (uint32_t q = 0; q < n_items; q++) t = __fadd_rn(t, terms[q]);
+        y[i] = t;
+    }
 }
 
 #endif

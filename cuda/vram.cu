@@ -26,6 +26,19 @@
 #include "cuda/page_kernels.h"
 #define SMEM_MAX (48u << 10)
 
+// one thread's decode batch (vram.h): its own stream and buffers, so threads run batches concurrently
+struct vib3_vram_batch {
+    vib3_vram *v;
+    int ready;               // buffers allocated (on the thread's first batch)
+    cudaStream_t stream;
+    uint32_t n, hidden, neurons, k_max;
+    uint64_t page[PK_BATCH_MAX];
+    uint32_t slot[PK_BATCH_MAX];
+    pk_item *h_items, *d_items; // page-locked host list, device copy
+    uint8_t *d_x, *d_actq;
+    float *d_act, *d_out, *h_out;
+};
+
 struct vib3_vram {
     pthread_mutex_t mu;      // promote / lookup / kernels from several threads
     int device;
@@ -41,6 +54,8 @@ struct vib3_vram {
     uint32_t heat_floor;     // lower bound of the coldest slot's heat once full (heats only grow)
     cudaEvent_t *slot_event; // [n_slots]
     uint8_t *slot_ready;     // host [n_slots]: event observed complete
+    uint32_t *slot_pins;     // host [n_slots]: batches reading the slot (never replaced while > 0)
+    vib3_vram_batch batch[VIB3_VRAM_BATCH_THREADS];
     uint8_t *d_x, *d_actq;   // device Q8_0 blocks: x (max_hidden), activations (max_neurons)
     float *d_act, *d_out;    // device: activations (max_neurons), page output (max_hidden)
     float *h_out;            // page-locked host copy of d_out
@@ -121,7 +136,9 @@ extern "C" vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint6
     v->slot_heat = (uint32_t *)calloc(n, sizeof(uint32_t));
     v->slot_event = (cudaEvent_t *)calloc(n, sizeof(cudaEvent_t));
     v->slot_ready = (uint8_t *)calloc(n, 1);
-    if (!v->page_slot || !v->page_pending || !v->slot_page || !v->slot_heat || !v->slot_event || !v->slot_ready) {
+    v->slot_pins = (uint32_t *)calloc(n, sizeof(uint32_t));
+    if (!v->page_slot || !v->page_pending || !v->slot_page || !v->slot_heat || !v->slot_event || !v->slot_ready ||
+        !v->slot_pins) {
         vib3_vram_close(v);
         return vib3_err_set(VIB3_ERR_NOMEM, "cuda: vram pool tables for %u slots", (unsigned)n);
     }
@@ -164,6 +181,19 @@ extern "C" void vib3_vram_close(vib3_vram *v) {
     cudaFree(v->d_act);
     if (v->h_out) cudaFreeHost(v->h_out);
     if (v->stream) cudaStreamDestroy(v->stream);
+    for (uint32_t t = 0; t < VIB3_VRAM_BATCH_THREADS; t++) {
+        vib3_vram_batch *b = &v->batch[t];
+        if (!b->ready) continue;
+        cudaStreamSynchronize(b->stream);
+        cudaFree(b->d_items);
+        cudaFree(b->d_x);
+        cudaFree(b->d_actq);
+        cudaFree(b->d_act);
+        cudaFree(b->d_out);
+        cudaFreeHost(b->h_items);
+        cudaFreeHost(b->h_out);
+        cudaStreamDestroy(b->stream);
+    }
     cudaGetLastError();
     free(v->page_slot);
     free(v->page_pending);
@@ -171,6 +201,7 @@ extern "C" void vib3_vram_close(vib3_vram *v) {
     free(v->slot_heat);
     free(v->slot_event);
     free(v->slot_ready);
+    free(v->slot_pins);
     pthread_mutex_destroy(&v->mu);
     free(v);
 }
@@ -207,6 +238,7 @@ static vib3_err promote_locked(vib3_vram *v, uint64_t page, const void *host, ui
         uint32_t lo = UINT32_MAX; // the coldest heat of every slot, copying or not
         for (uint32_t i = 0; i < v->n_slots; i++) {
             if (v->slot_heat[i] < lo) lo = v->slot_heat[i];
+            if (v->slot_pins[i]) continue; // a batch in flight reads it
             if (!v->slot_ready[i]) {
                 cudaError_t q = cudaEventQuery(v->slot_event[i]);
                 if (q == cudaErrorNotReady) continue;
@@ -375,6 +407,116 @@ extern "C" vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t 
                             n_neurons, v->max_hidden, v->max_neurons);
     default: return vib3_err_set(VIB3_ERR_IO, "%s", last);
     }
+}
+
+// ---- decode batches -----------------------------------------------------------------
+static int batch_alloc_locked(vib3_vram *v, vib3_vram_batch *b) {
+    cudaError_t e;
+    const char *what = "batch: buffers";
+    b->v = v;
+    if ((e = cudaSetDevice(v->device)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking)) != cudaSuccess)
+        goto fail;
+    b->ready = 1; // from here close frees what was allocated (cudaFree(NULL) is fine)
+    if ((e = cudaMalloc((void **)&b->d_items, PK_BATCH_MAX * sizeof(pk_item))) != cudaSuccess ||
+        (e = cudaMalloc((void **)&b->d_x, (size_t)v->max_hidden / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&b->d_act, VIB3_VRAM_BATCH_NEURONS * sizeof(float))) != cudaSuccess ||
+        (e = cudaMalloc((void **)&b->d_actq, VIB3_VRAM_BATCH_NEURONS / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&b->d_out, v->max_hidden * sizeof(float))) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&b->h_items, PK_BATCH_MAX * sizeof(pk_item))) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&b->h_out, v->max_hidden * sizeof(float))) != cudaSuccess)
+        goto fail;
+    return 1;
+fail:
+    disable_locked(v, e, what);
+    return 0;
+}
+
+extern "C" vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread, uint32_t hidden) {
+    if (!v || thread >= VIB3_VRAM_BATCH_THREADS || hidden == 0 || hidden % QBLOCK) return NULL;
+    vib3_vram_batch *b = &v->batch[thread];
+    pthread_mutex_lock(&v->mu);
+    int ok = !v->disabled && hidden <= v->max_hidden && (b->ready || batch_alloc_locked(v, b));
+    pthread_mutex_unlock(&v->mu);
+    if (!ok) return NULL;
+    b->n = b->neurons = b->k_max = 0;
+    b->hidden = hidden;
+    return b;
+}
+
+extern "C" int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t n_neurons, float weight) {
+    vib3_vram *v = b->v;
+    if (b->n >= PK_BATCH_MAX || n_neurons == 0 || n_neurons % QBLOCK || n_neurons > v->max_neurons ||
+        b->neurons + n_neurons > VIB3_VRAM_BATCH_NEURONS ||
+        3ull * n_neurons * (b->hidden / QBLOCK) * Q4_BLOCK_BYTES > v->slot_bytes)
+        return 0;
+    pthread_mutex_lock(&v->mu);
+    const uint8_t *d = (const uint8_t *)lookup_locked(v, page);
+    uint32_t slot = d ? v->page_slot[page] : NONE32;
+    if (d) v->slot_pins[slot]++; // never replaced until run releases it
+    pthread_mutex_unlock(&v->mu);
+    if (!d) return 0;
+    b->page[b->n] = page;
+    b->slot[b->n] = slot;
+    b->h_items[b->n] = (pk_item){d, n_neurons, b->neurons, weight, 0};
+    b->neurons += n_neurons;
+    if (n_neurons > b->k_max) b->k_max = n_neurons;
+    b->n++;
+    return 1;
+}
+
+extern "C" int vib3_vram_batch_run(vib3_vram_batch *b, const void *xq, float *out) {
+    vib3_vram *v = b->v;
+    if (b->n == 0) return 1;
+    cudaError_t e = cudaSuccess;
+    const char *what = "batch: cudaSetDevice";
+    int ok = 0;
+    pthread_mutex_lock(&v->mu);
+    const int inject = v->inject;
+    v->inject = 0;
+    pthread_mutex_unlock(&v->mu);
+    const uint32_t h = b->hidden;
+    if ((e = cudaSetDevice(v->device)) != cudaSuccess) goto done;
+    what = "batch: input copies";
+    if ((e = cudaMemcpyAsync(b->d_items, b->h_items, b->n * sizeof(pk_item), cudaMemcpyHostToDevice, b->stream)) !=
+            cudaSuccess ||
+        (e = cudaMemcpyAsync(b->d_x, xq, (size_t)h / QBLOCK * Q8_BLOCK_BYTES, cudaMemcpyHostToDevice, b->stream)) !=
+            cudaSuccess)
+        goto done;
+    k_batch_gate_up<<<dim3(pk_grid_gate_up(b->k_max), b->n), PK_THREADS, pk_smem_gate_up(h), b->stream>>>(
+        b->d_items, h, b->d_x, b->d_act);
+    k_batch_quant_q8<<<dim3(pk_grid_quant(b->k_max), b->n), PK_THREADS, 0, b->stream>>>(b->d_items, b->d_act,
+                                                                                       b->d_actq);
+    k_batch_down<<<pk_grid_down(h), inject ? 2048u : PK_THREADS, pk_smem_batch_down(b->n), b->stream>>>(
+        b->d_items, b->n, h, b->d_actq, b->d_out);
+    what = "batch: kernel launch";
+    if ((e = cudaGetLastError()) != cudaSuccess) goto done;
+    what = "batch: output copy";
+    if ((e = cudaMemcpyAsync(b->h_out, b->d_out, h * sizeof(float), cudaMemcpyDeviceToHost, b->stream)) != cudaSuccess)
+        goto done;
+    what = "batch: stream synchronize";
+    if ((e = cudaStreamSynchronize(b->stream)) != cudaSuccess) goto done;
+    for (uint32_t i = 0; i < h; i++) out[i] += b->h_out[i];
+    ok = 1;
+done:
+    if (!ok) cudaStreamSynchronize(b->stream); // nothing of this batch may still read the slots
+    pthread_mutex_lock(&v->mu);
+    for (uint32_t q = 0; q < b->n; q++) v->slot_pins[b->slot[q]]--;
+    if (ok) {
+        v->st.kernel_calls += b->n;
+        v->st.batches++;
+    } else {
+        disable_locked(v, e, what);
+    }
+    pthread_mutex_unlock(&v->mu);
+    return ok;
+}
+
+extern "C" uint32_t vib3_vram_batch_count(const vib3_vram_batch *b) { return b->n; }
+
+extern "C" uint64_t vib3_vram_batch_page(const vib3_vram_batch *b, uint32_t i, float *weight) {
+    if (weight) *weight = b->h_items[i].w;
+    return b->page[i];
 }
 
 extern "C" void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s) {

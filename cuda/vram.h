@@ -49,7 +49,8 @@ typedef struct vib3_vram_stats {
     uint64_t promotions, replacements, rejected; /* rejected: not hotter than the coldest slot */
     uint64_t busy_skips;     /* promotions skipped because a page product held the pool (retried later) */
     uint64_t bytes_copied;
-    uint64_t kernel_calls;   /* page products done on the GPU */
+    uint64_t kernel_calls;   /* page products done on the GPU (single pages and pages of batches) */
+    uint64_t batches;        /* decode batches run (vib3_vram_batch_run) */
     uint64_t errors;         /* CUDA errors seen (the first one disables the pool) */
     int disabled;            /* 1 after a CUDA error: the CPU serves everything */
     char device[64];
@@ -81,6 +82,26 @@ vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uin
 int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons, const void *xq,
                               float weight, float *out);
 void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s);
+
+/* Decode batches: the runtime's single-token FFN task collects its Q4_0 pages that are resident in
+ * VRAM and runs them in one go (three launches, one copy each way, one synchronize) on the calling
+ * thread's own stream; out += sum over the pages, added in page order (cuda/page_kernels.h).
+ *   b = vib3_vram_batch_begin(v, thread, hidden)   NULL: no batch (disabled, thread >= the max)
+ *   vib3_vram_batch_add(b, page, k, weight)         1: the GPU takes the page (its slot is pinned
+ *                                                   until run); 0: the caller computes it
+ *   vib3_vram_batch_run(b, xq, out)                 1: done; 0: a CUDA error (tier disabled): the
+ *                                                   caller computes the listed pages on the CPU
+ *   vib3_vram_batch_count / _page                   the listed pages (for that fall-back)
+ * run must follow every begin that added pages (it releases the slots). One batch per thread at a
+ * time; batches of different threads run concurrently. */
+#define VIB3_VRAM_BATCH_THREADS 64u
+#define VIB3_VRAM_BATCH_NEURONS (1u << 18) /* activations per batch (sum of the pages' k) */
+typedef struct vib3_vram_batch vib3_vram_batch;
+vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread, uint32_t hidden);
+int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t n_neurons, float weight);
+int vib3_vram_batch_run(vib3_vram_batch *b, const void *xq, float *out);
+uint32_t vib3_vram_batch_count(const vib3_vram_batch *b);
+uint64_t vib3_vram_batch_page(const vib3_vram_batch *b, uint32_t i, float *weight);
 /* tests: make the next page product launch its down kernel with an invalid configuration (a real
  * cudaErrorInvalidConfiguration from the runtime), to exercise the fall-back */
 void vib3_vram_inject_launch_error(vib3_vram *v);

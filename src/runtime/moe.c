@@ -189,6 +189,11 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
     vib3_split_range(j->n_items, j->n_tasks, task, 1, &i0, &i1);
     memset(acc, 0, (size_t)n * h * sizeof(float));
     gather_state g = {-1, 0, NULL};
+#ifdef VIB3_CUDA
+    /* single-token decode: this task's Q4_0 pages resident in VRAM run as one GPU batch (docs/CUDA.md) */
+    void *vram = vib3_pages_vram(e->pages);
+    vib3_vram_batch *gb = n == 1 && vram ? vib3_vram_batch_begin(vram, thread, h) : NULL;
+#endif
     for (size_t it = i0; it < i1; it++) {
         uint64_t pi = e->items[it];
         uint32_t slot = e->item_slot[it];
@@ -200,6 +205,9 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
         uint32_t cnt = e->slot_start[slot + 1] - e->slot_start[slot];
         const uint32_t *rows = e->slot_rows + e->slot_start[slot];
         const float *w = e->slot_w + e->slot_start[slot];
+#ifdef VIB3_CUDA
+        if (gb && dt == VIB3_DTYPE_Q4_0 && vib3_vram_batch_add(gb, pi, pe->n_neurons, w[0])) continue;
+#endif
         const void *page;
         vib3_err rc = vib3_pages_acquire(e->pages, pi, &page);
         if (rc != VIB3_OK) {
@@ -208,11 +216,11 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
         }
         if (cnt == 1) {
 #ifdef VIB3_CUDA
-            /* single row: a Q4_0 page with a finished VRAM copy runs on the GPU, into the same acc;
-             * 0 back (absent, disabled, CUDA error) = the CPU computes it */
-            void *vr = dt == VIB3_DTYPE_Q4_0 ? vib3_pages_vram(e->pages) : NULL;
-            if (!vr || !vib3_vram_try_page_ffn_q4(vr, pi, h, pe->n_neurons, xs + (size_t)rows[0] * xrb, w[0],
-                                                  acc + (size_t)rows[0] * h))
+            /* a row alone on its slot in a prefill batch: a Q4_0 page with a finished VRAM copy runs on
+             * the GPU into the same acc; 0 back (absent, disabled, CUDA error) = the CPU computes it */
+            if (!vram || dt != VIB3_DTYPE_Q4_0 ||
+                !vib3_vram_try_page_ffn_q4(vram, pi, h, pe->n_neurons, xs + (size_t)rows[0] * xrb, w[0],
+                                           acc + (size_t)rows[0] * h))
 #endif
             e->ops->page_ffn[dt](page, h, pe->n_neurons, xs + (size_t)rows[0] * xrb, w[0], acc + (size_t)rows[0] * h);
         } else if (cnt == n) {   /* every row, in order (dense or shared slot) */
@@ -231,6 +239,21 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
         vib3_pages_release(e->pages, pi);
     }
     gather_flush(e, scratch, acc, &g);
+#ifdef VIB3_CUDA
+    if (gb && !vib3_vram_batch_run(gb, e->xnq, acc))   /* a CUDA error: the batch's pages on the CPU */
+        for (uint32_t q = 0; q < vib3_vram_batch_count(gb); q++) {
+            float wq;
+            uint64_t pi = vib3_vram_batch_page(gb, q, &wq);
+            const void *page;
+            vib3_err rc = vib3_pages_acquire(e->pages, pi, &page);
+            if (rc != VIB3_OK) {
+                rt_worker_fail(e, rc);
+                break;
+            }
+            e->ops->page_ffn[VIB3_DTYPE_Q4_0](page, h, e->file.pages[pi].n_neurons, e->xnq, wq, acc);
+            vib3_pages_release(e->pages, pi);
+        }
+#endif
 }
 
 vib3_err rt_ffn(vib3_engine *e, uint32_t l, uint32_t n) {

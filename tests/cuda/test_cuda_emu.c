@@ -23,8 +23,9 @@
  * lane passes the same barriers (the kernels' control flow is warp-uniform), so
  * when lane 0 resumes, all 32 have arrived. Cheaper than 32 threads and
  * barriers by two orders of magnitude on a busy machine. */
-typedef struct { uint32_t x; } emu_dim3;
+typedef struct { uint32_t x, y; } emu_dim3;
 static emu_dim3 threadIdx, blockIdx;
+static uint32_t emu_block_y;
 static float *emu_shared;
 static ucontext_t emu_sched, emu_lane[32];
 static uint32_t emu_cur;
@@ -79,6 +80,7 @@ static void emu_launch(void (*body)(void), uint32_t grid, uint32_t smem) {
                     emu_cur = l;
                     threadIdx.x = wp * 32 + l;
                     blockIdx.x = b;
+                    blockIdx.y = emu_block_y;
                     swapcontext(&emu_sched, &emu_lane[l]);
                     left += !emu_done[l];
                 }
@@ -93,10 +95,24 @@ static struct {
     uint32_t hidden, k;
     float *act, *y, weight;
     uint8_t *actq;
+    const pk_item *items;
+    uint32_t n_items;
 } ka;
 static void run_gate_up(void) { k_gate_up(ka.page, ka.hidden, ka.k, ka.xq, ka.act); }
 static void run_quant(void) { k_quant_q8(ka.act, ka.k, ka.actq); }
 static void run_down(void) { k_down(ka.page, ka.hidden, ka.k, ka.actq, ka.weight, ka.y); }
+static void run_batch_gate_up(void) { k_batch_gate_up(ka.items, ka.hidden, ka.xq, ka.act); }
+static void run_batch_quant(void) { k_batch_quant_q8(ka.items, ka.act, ka.actq); }
+static void run_batch_down(void) { k_batch_down(ka.items, ka.n_items, ka.hidden, ka.actq, ka.y); }
+
+/* <<<dim3(grid, grid_y), PK_THREADS, smem>>> */
+static void emu_launch2(void (*body)(void), uint32_t grid, uint32_t grid_y, uint32_t smem) {
+    for (uint32_t yb = 0; yb < grid_y; yb++) {
+        emu_block_y = yb;
+        emu_launch(body, grid, smem);
+    }
+    emu_block_y = 0;
+}
 
 /* vram.cu's page_ffn_locked on the emulator: out += weight * page_ffn(xq) */
 static void emu_page_ffn(const uint8_t *page, uint32_t h, uint32_t k, const uint8_t *xq, float weight, float *out,
@@ -161,4 +177,49 @@ TEST(cuda_launch_shapes_cover_the_page) {
         CHECK(pk_smem_down(k) == WARPS * (k / 32) * 4);
     }
     CHECK(pk_smem_down(VIB3_SIMD_PAGE_K_MAX) <= 48u << 10);
+}
+
+/* vram.cu's vib3_vram_batch_run on the emulator: a batch of pages of different k (the last page of
+ * an expert may be shorter) must give, bit for bit, the reference's page_ffn of every page in turn
+ * into a zeroed output */
+TEST(cuda_batch_kernels_emulated_match_reference_bit_for_bit) {
+    static const uint32_t hs[] = {96, 1184};
+    static const uint32_t ks[] = {32, 64, 32, 96, 160, 32, 1056, 64, 32, 32, 128, 32, 32, 64, 32, 32, 32, 96,
+                                  32, 32, 64, 32, 32, 32, 32, 32, 32, 32, 32, 32, 64, 32, 32, 96}; /* 34: > 32 lanes */
+    const uint32_t n = sizeof ks / sizeof ks[0];
+    uint64_t seed = 23;
+    uint32_t ktot = 0;
+    for (uint32_t q = 0; q < n; q++) ktot += ks[q];
+    uint8_t *pages[sizeof ks / sizeof ks[0]];
+    pk_item items[sizeof ks / sizeof ks[0]];
+    float *x = malloc(1184 * 4), *gpu = malloc(1184 * 4), *cpu = malloc(1184 * 4), *act = malloc(ktot * 4),
+          *y = malloc(1184 * 4);
+    uint8_t *actq = malloc(ktot / 32 * 34);
+    vib3_block_q8_0 *xq = malloc(1184 / 32 * sizeof(vib3_block_q8_0));
+    const vib3_simd_ops *ref = vib3_simd_ref();
+    for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++) {
+        uint32_t h = hs[hi], k_max = 0;
+        for (uint32_t q = 0, off = 0; q < n; off += ks[q], q++) {
+            pages[q] = malloc(3ull * ks[q] * (h / 32) * 18);
+            random_page(pages[q], h, ks[q], &seed);
+            items[q] = (pk_item){pages[q], ks[q], off, 0.1f + (float)q * 0.05f, 0};
+            if (ks[q] > k_max) k_max = ks[q];
+        }
+        for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), cpu[i] = 0.0f;
+        vib3_quantize_q8_0_ref(x, xq, h);
+        memset(act, 0xff, ktot * 4);
+        ka.items = items, ka.n_items = n, ka.hidden = h, ka.xq = (const uint8_t *)xq, ka.act = act, ka.actq = actq;
+        ka.y = y;
+        emu_launch2(run_batch_gate_up, pk_grid_gate_up(k_max), n, pk_smem_gate_up(h));
+        emu_launch2(run_batch_quant, pk_grid_quant(k_max), n, 0);
+        emu_launch(run_batch_down, pk_grid_down(h), pk_smem_batch_down(n));
+        for (uint32_t q = 0; q < n; q++) ref->page_ffn[VIB3_DTYPE_Q4_0](pages[q], h, ks[q], xq, items[q].w, cpu);
+        uint32_t diff = 0, first = h;
+        for (uint32_t i = 0; i < h; i++)
+            if (memcmp(&y[i], &cpu[i], 4)) diff++, first = first < i ? first : i;
+        CHECK_MSG(diff == 0, "batch of %u pages, hidden %u: %u of %u outputs differ (first %u: %.9g vs %.9g)", n, h,
+                  diff, h, first, first < h ? y[first] : 0.0, first < h ? cpu[first] : 0.0);
+        for (uint32_t q = 0; q < n; q++) free(pages[q]);
+    }
+    free(x), free(gpu), free(cpu), free(act), free(y), free(actq), free(xq);
 }
