@@ -660,7 +660,9 @@ void vib3_matvec_q4_k16_avx2(const void *w, size_t cols, const void *x, float *y
             const size_t nr = r1 - r < 8 ? r1 - r : 8;
             const char *rp[8];
             k16_rowptrs((const char *)w + r * rb, rb, nr, rp);
-            __m256 v = k16_rows8(rp, c0, c1, xb + c0, dxf, tw, (const char *)w + (r + 8) * rb);
+            /* prefetch in step with this group, at least 4 KiB ahead (a group of short rows, a
+             * K = 256 page's down matrix: 8 x 156 bytes, is too close to hide DRAM latency) */
+            __m256 v = k16_rows8(rp, c0, c1, xb + c0, dxf, tw, rp[0] + (8 * rb > 4096 ? 8 * rb : 4096));
             if (c0) v = _mm256_add_ps(v, nr == 8 ? _mm256_loadu_ps(y + r) : _mm256_maskload_ps(y + r, lane_mask(nr)));
             if (nr == 8) _mm256_storeu_ps(y + r, v);
             else _mm256_maskstore_ps(y + r, lane_mask(nr), v);

@@ -93,6 +93,34 @@ int main(int argc, char **argv) {
                "k16/q4_0 GB/s %.2f\n",
                rows, cols, s_dram, g4, w4, median(t4, reps) / copies * 1e6, gk, wk, median(tk, reps) / copies * 1e6, gk / g4);
     }
+    /* page_ffn (gate | up | down of K neurons at hidden H) over every page of the region */
+    static const size_t pshapes[][2] = {{4096, 256}, {7168, 256}};
+    for (int s = 0; s < (argc > 4 ? 0 : 2); s++) {
+        size_t hidden = pshapes[s][0], k = pshapes[s][1];
+        size_t p4 = (size_t)vib3_page_bytes(VIB3_DTYPE_Q4_0, (uint32_t)hidden, (uint32_t)k);
+        size_t pk = (size_t)vib3_page_bytes(VIB3_DTYPE_Q4_K16, (uint32_t)hidden, (uint32_t)k);
+        size_t np = mem / p4;
+        for (size_t i = 0; i < np; i++) {
+            fill(VIB3_DTYPE_Q4_0, buf4 + i * p4, 2 * k, hidden);
+            fill(VIB3_DTYPE_Q4_0, buf4 + i * p4 + 2 * k * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_0, hidden), hidden, k);
+            fill(VIB3_DTYPE_Q4_K16, bufk + i * pk, 2 * k, hidden);
+            fill(VIB3_DTYPE_Q4_K16, bufk + i * pk + 2 * k * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, hidden), hidden, k);
+        }
+        double t4[99], tk[99];
+        for (int r = -1; r < reps; r++) {
+            memset(y, 0, hidden * 4);
+            double a = now_s();
+            for (size_t i = 0; i < np; i++) o->page_ffn[VIB3_DTYPE_Q4_0](buf4 + i * p4, hidden, k, xq, 0.01f, y);
+            double b = now_s();
+            for (size_t i = 0; i < np; i++) o->page_ffn[VIB3_DTYPE_Q4_K16](bufk + i * pk, hidden, k, xq, 0.01f, y);
+            double c = now_s();
+            if (r >= 0) t4[r] = b - a, tk[r] = c - b;
+        }
+        double g4 = (double)(np * p4) / median(t4, reps) / 1e9, gk = (double)(np * pk) / median(tk, reps) / 1e9;
+        printf("page_ffn h%zu k%zu (%zu pages): q4_0 %.2f GB/s (%.1f us/page) | q4_k16 %.2f GB/s (%.1f us/page) | "
+               "k16/q4_0 GB/s %.2f\n",
+               hidden, k, np, g4, median(t4, reps) / np * 1e6, gk, median(tk, reps) / np * 1e6, gk / g4);
+    }
     /* L2-resident: 64 rows x 4096; best of 300 short timings (robust to other load) */
     {
         size_t rows = 64, cols = 4096, n = 10;
