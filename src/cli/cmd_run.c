@@ -100,7 +100,8 @@ static void usage(FILE *out) {
             "  --raw, --no-chat       encode the prompt as plain text\n"
             "  -sys, --system TEXT    system message for the chat template\n"
             "  --ignore-eos           do not stop at end-of-generation tokens\n"
-            "  -i, --interactive      chat interactively (default when stdin is a terminal and no prompt)\n"
+            "  -i, --interactive      chat interactively (default when stdin is a terminal and no prompt);\n"
+            "                         a prompt given is the first turn\n"
             "  --kv-f16               F16 KV cache (default F32)\n"
             "  --stats                print prompt / decode tok/s, time to first token, memory on stderr\n"
             "  --json                 print one JSON object {prompt_ids, ids, text, stats} when done\n"
@@ -412,7 +413,7 @@ static size_t utf8_sanitize(const char *in, size_t n, char *out, size_t cap) {
     return o;
 }
 
-static int run_interactive(run_ctx *r) {
+static int run_interactive(run_ctx *r, const char *first) {
     char *line = vib3_arena_alloc(&r->arena, RUN_LINE_BYTES, 1);
     if (!line) return vib3_cli_fail("run");
     uint32_t ctx = vib3_engine_ctx_size(r->e);
@@ -425,7 +426,11 @@ static int run_interactive(run_ctx *r) {
         fputs("\n> ", stdout);
         fflush(stdout);
         g_quit = 0;
-        if (!fgets(line, RUN_LINE_BYTES, stdin) || g_quit) break;
+        if (first) { /* -i with a prompt (or -f): it is the first turn, as llama.cpp's -i -p */
+            snprintf(line, RUN_LINE_BYTES, "%s", first);
+            printf("%s\n", line);
+            first = NULL;
+        } else if (!fgets(line, RUN_LINE_BYTES, stdin) || g_quit) break;
         size_t n = strlen(line);
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
         if (!strcmp(line, "/exit") || !strcmp(line, "/quit") || !strcmp(line, "/bye")) break;
@@ -591,7 +596,7 @@ int vib3_cmd_run(int argc, char **argv, vib3_config *cfg) {
 
     bool tty = isatty(STDIN_FILENO);
     if (r->o.interactive || (!r->o.prompt && !r->o.file && tty)) {
-        ret = run_interactive(r);
+        ret = run_interactive(r, r->o.prompt);
     } else {
         const char *prompt = r->o.prompt;
         size_t plen = prompt ? strlen(prompt) : 0;

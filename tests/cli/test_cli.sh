@@ -77,6 +77,10 @@ PY
     grep -q "warning: context 512 is longer than the 256 positions" /tmp/vib3-cli.err && ok || bad "no trained-context warning"
     expect_rc 0 "run -c within it" $V run "$T/tm.vib3" hello -n 1 -c 128
     ! grep -q "warning" /tmp/vib3-cli.err && ok || bad "warning within the trained context"
+    # -i with a prompt: the prompt is the first turn (llama.cpp's -i -p), then stdin
+    printf 'second turn\n/exit\n' | $V run "$T/tm.vib3" -i "first turn" -n 2 >/tmp/vib3-cli.out 2>/tmp/vib3-cli.err
+    grep -q "^> first turn" /tmp/vib3-cli.out && [ "$(grep -c '^> ' /tmp/vib3-cli.out)" -ge 2 ] && ok ||
+        { bad "run -i PROMPT did not start with the prompt"; head -5 /tmp/vib3-cli.out; }
     # --output naming a directory puts <model name>.vib3 in it (was: a failed rename after the whole conversion)
     mkdir -p "$T/outdir"
     expect_rc 0 "convert into a directory" $V convert $M -o "$T/outdir" --no-calib -q
