@@ -35,6 +35,8 @@ if [ -z "${VIB3_MODELS:-}" ]; then
 fi
 export BUILD VIB3_MODELS
 STAGES=${*:-build test bench}
+# CPU-path tests that also run the CUDA build with a device present (the buffer manager opens the pool)
+EXTRA_TESTS="$BUILD/tests/storage/test_pages $BUILD/tests/runtime/test_noalloc $BUILD/tests/runtime/test_forward"
 status=0
 no_device=0
 
@@ -52,7 +54,7 @@ case " $STAGES " in *" build "*)
     say "build (make CUDA=1 BUILD=$BUILD -j$JOBS)"
     if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] || command -v nvcc >/dev/null 2>&1; then
         make --no-print-directory CUDA=1 BUILD="$BUILD" -j"$JOBS" "$BUILD/vib3" "$BUILD/tests/cuda/test_cuda" \
-            "$BUILD/tools/gen_models" >"$BUILD.make.log" 2>&1 || { tail -n 30 "$BUILD.make.log"; echo "build FAILED"; exit 1; }
+            "$BUILD/tests/cuda/test_cuda_emu" $EXTRA_TESTS "$BUILD/tools/gen_models" >"$BUILD.make.log" 2>&1 || { tail -n 30 "$BUILD.make.log"; echo "build FAILED"; exit 1; }
         echo "built (log: $BUILD.make.log)"
     elif [ -x "$BUILD/vib3" ] && [ -x "$BUILD/tests/cuda/test_cuda" ]; then
         echo "no nvcc here: using the prebuilt $BUILD (carried from a machine with nvcc)"
@@ -78,6 +80,12 @@ esac
 case " $STAGES " in *" test "*)
     say "tests/cuda/test_cuda"
     "$BUILD/tests/cuda/test_cuda" || status=1
+    for t in "$BUILD/tests/cuda/test_cuda_emu" $EXTRA_TESTS; do
+        [ -x "$t" ] || { echo "$t: not built"; continue; }
+        say "$t (CUDA build)"
+        "$t" >"$BUILD/cuda-test.log" 2>&1 || { status=1; grep -A3 '^FAIL' "$BUILD/cuda-test.log"; }
+        tail -n 1 "$BUILD/cuda-test.log"
+    done
     ;;
 esac
 

@@ -195,6 +195,73 @@ TEST(forced_cuda_error_falls_back) {
     vib3_vram_close(v);
 }
 
+/* a decode batch of pages of different k == the reference's page products in order; a CUDA error in
+ * a batch leaves out alone, lists the pages for the CPU and unpins their slots */
+TEST(batch_matches_cpu_reference_and_falls_back) {
+    const char *why = device_missing();
+    if (why) SKIP(why);
+    static const uint32_t ks[] = {32, 64, 32, 96, 160, 32, 1056, 64, 32, 32, 128, 32, 32, 64, 32, 32, 32, 96,
+                                  32, 32, 64, 32, 32, 32, 32, 32, 32, 32, 32, 32, 64, 32, 32, 96};
+    const uint32_t n = sizeof ks / sizeof ks[0], h = 1184;
+    uint64_t seed = 29, slot = 3ull * 1056 * (h / 32) * 18;
+    uint8_t *pages[sizeof ks / sizeof ks[0]];
+    float x[1184], gpu[1184], cpu[1184], keep[1184];
+    vib3_block_q8_0 xq[1184 / 32];
+    vib3_vram *v = NULL;
+    CHECK_OK(vib3_vram_open(&v, (n + 2) * ((slot + 4095) / 4096 * 4096), (slot + 4095) / 4096 * 4096, n + 2, h, 1056));
+    if (!v) return;
+    for (uint32_t q = 0; q < n; q++) {
+        pages[q] = malloc(page_bytes(h, ks[q]));
+        random_page(pages[q], h, ks[q], &seed);
+        CHECK_OK(vib3_vram_promote(v, q, pages[q], page_bytes(h, ks[q]), 10));
+        vib3_vram_wait(v, q);
+    }
+    for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), gpu[i] = cpu[i] = 0.0f;
+    vib3_quantize_q8_0_ref(x, xq, h);
+    vib3_vram_batch *b = vib3_vram_batch_begin(v, 3, h);
+    CHECK(b != NULL);
+    if (!b) goto out;
+    for (uint32_t q = 0; q < n; q++) CHECK(vib3_vram_batch_add(b, q, ks[q], 0.1f + 0.05f * (float)q) == 1);
+    CHECK(vib3_vram_batch_add(b, n + 1, 32, 1.0f) == 0); /* never promoted */
+    CHECK_EQ_U64(vib3_vram_batch_count(b), n);
+    CHECK(vib3_vram_batch_run(b, xq, gpu) == 1);
+    for (uint32_t q = 0; q < n; q++)
+        vib3_simd_ref()->page_ffn[VIB3_DTYPE_Q4_0](pages[q], h, ks[q], xq, 0.1f + 0.05f * (float)q, cpu);
+    double err = 0, mag = 0;
+    uint32_t exact = 0;
+    for (uint32_t i = 0; i < h; i++) {
+        double d = fabs((double)gpu[i] - cpu[i]);
+        if (d > err) err = d;
+        if (fabs(cpu[i]) > mag) mag = fabs(cpu[i]);
+        exact += gpu[i] == cpu[i];
+    }
+    CHECK_MSG(err <= 1e-3 * mag + 1e-6, "batch: max abs error %g (output magnitude %g)", err, mag);
+    printf("    batch of %u pages, hidden %u: max |gpu - cpu| %.3g of %.3g, %u / %u bit-identical\n", n, h, err, mag,
+           exact, h);
+    /* a forced error: out untouched, the pages listed for the CPU, the tier off */
+    memcpy(keep, gpu, sizeof gpu);
+    b = vib3_vram_batch_begin(v, 3, h);
+    CHECK(b != NULL);
+    if (!b) goto out;
+    for (uint32_t q = 0; q < 3; q++) CHECK(vib3_vram_batch_add(b, q, ks[q], 1.0f) == 1);
+    vib3_vram_inject_launch_error(v);
+    CHECK(vib3_vram_batch_run(b, xq, gpu) == 0);
+    CHECK(!memcmp(gpu, keep, sizeof gpu));
+    CHECK_EQ_U64(vib3_vram_batch_count(b), 3);
+    float wq = 0;
+    CHECK_EQ_U64(vib3_vram_batch_page(b, 2, &wq), 2);
+    CHECK(wq == 1.0f);
+    CHECK(vib3_vram_batch_begin(v, 3, h) == NULL); /* disabled */
+    vib3_vram_stats st;
+    vib3_vram_stats_get(v, &st);
+    CHECK(st.disabled == 1);
+    CHECK_EQ_U64(st.batches, 1);
+    CHECK_EQ_U64(st.kernel_calls, n);
+out:
+    vib3_vram_close(v);
+    for (uint32_t q = 0; q < n; q++) free(pages[q]);
+}
+
 /* ---- whole model ---------------------------------------------------------- */
 static const char *tinymix_q4(void) {
     static char path[700];
@@ -292,9 +359,11 @@ TEST(whole_model_greedy_matches_cpu) {
     uint32_t cpu[GEN], gpu[GEN];
     vib3_vram_stats vs;
     if (!greedy(m, "mmap", -1, cpu, &vs) || !greedy(m, "frames", -1, gpu, &vs)) return;
-    printf("    VRAM tier: %llu promotions, %llu page products on the GPU, device %s\n",
-           (unsigned long long)vs.promotions, (unsigned long long)vs.kernel_calls, vs.device);
+    printf("    VRAM tier: %llu promotions, %llu page products on the GPU in %llu decode batches, device %s\n",
+           (unsigned long long)vs.promotions, (unsigned long long)vs.kernel_calls, (unsigned long long)vs.batches,
+           vs.device);
     CHECK_MSG(vs.kernel_calls > 0, "no page ran on the GPU (promotions %llu)", (unsigned long long)vs.promotions);
+    CHECK_MSG(vs.batches > 0, "no decode batch ran on the GPU");
     CHECK_EQ_U64(vs.errors, 0);
     for (int t = 0; t < GEN; t++) CHECK_MSG(cpu[t] == gpu[t], "token %d: cpu %u, gpu tier %u", t, cpu[t], gpu[t]);
 }
@@ -340,8 +409,8 @@ TEST(bench_decode_cpu_vs_gpu_tier) {
     static uint32_t ids[3][16 + 400];
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", list);
-    printf("    | model | config | threads | decode tok/s | pages on GPU | promotions | VRAM slots |\n");
-    printf("    | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    printf("    | model | config | threads | decode tok/s | pages on GPU | GPU batches | promotions | VRAM slots |\n");
+    printf("    | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         char *eq = strchr(tok, '=');
         const char *name = tok, *path = eq ? eq + 1 : tok;
@@ -352,9 +421,9 @@ TEST(bench_decode_cpu_vs_gpu_tier) {
         static const char *label[3] = {"CPU (mmap)", "CPU (frames, no VRAM pool)", "GPU tier (frames + VRAM)"};
         for (int c = 0; c < 3; c++) {
             if (!decode(path, &runs[c], n, ids[c])) return;
-            printf("    | %s | %s | %u | %.2f | %llu | %llu | %llu |\n", name, label[c], th, runs[c].tok_s,
-                   (unsigned long long)runs[c].vs.kernel_calls, (unsigned long long)runs[c].vs.promotions,
-                   (unsigned long long)runs[c].vs.slots_total);
+            printf("    | %s | %s | %u | %.2f | %llu | %llu | %llu | %llu |\n", name, label[c], th, runs[c].tok_s,
+                   (unsigned long long)runs[c].vs.kernel_calls, (unsigned long long)runs[c].vs.batches,
+                   (unsigned long long)runs[c].vs.promotions, (unsigned long long)runs[c].vs.slots_total);
             fflush(stdout);
         }
         CHECK_MSG(runs[2].vs.kernel_calls > 0, "%s: no page ran on the GPU", name);
