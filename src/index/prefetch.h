@@ -14,8 +14,16 @@
  *              state (the residual stream changes slowly between layers);
  *              the input is re-weighted from layer l's ffn_norm to layer
  *              l+1's (x / w_l * w_{l+1}), which is exact when the residual did
- *              not change. Predicts the top-k (+ margin) experts.
- *   both       the union, lookahead's first.
+ *              not change. Predicts the top-k (+ margin) experts. Hints
+ *              layers l+1 .. l+depth (default depth 2: a read gets two
+ *              layers of compute, not one) and, with wrap (default on), past
+ *              the last layer the next token's first layers from the same
+ *              hidden state; optionally as many guesses per target as reach
+ *              a softmax mass (VIB3_PREFETCH_MASS; off by default: on
+ *              tinymix it read more and faulted more). At open it asks the
+ *              buffer manager for a prefetch window of 2 x depth x (k +
+ *              margin) experts' pages (vib3_pages_prefetch_window).
+ *   both       the union, lookahead's first (coact only for layer l+1).
  *
  * The planner also fetches the pages of the experts the current layer has
  * just routed to (vib3_pages_fetch: known needs, queued with demand reads),
@@ -25,7 +33,9 @@
  *
  * Accuracy is measured at the expert level, independent of the cache: at
  * layer l+1 the routed set is compared with what each predictor said at
- * layer l (precision = correct / predicted, recall = correct / routed).
+ * layer l (precision = correct / predicted, recall = correct / routed);
+ * hint_precision / hint_recall score everything hinted for a routing, every
+ * depth included.
  *
  * Wire-up (runtime/engine.h):  vib3_engine_set_moe_hook(e, vib3_prefetcher_moe_hook, pf);
  * Memory: all arrays carved at open from the arena (coact: 4 * L * E * E

@@ -120,7 +120,7 @@ struct vib3_pages {
     /* prefetched, not yet used frames: protected from the policy in FIFO
      * order up to hint_max frames, then demoted to the policy's set */
     uint32_t *hint_prev, *hint_next; /* [n_frames] links of the LIST_* FIFOs */
-    uint32_t lst_head[3], lst_tail[3], lst_count[3];
+    uint32_t lst_head[4], lst_tail[4], lst_count[4];
     uint32_t hint_max;
     double hint_admit;              /* lfru: a hint may evict only pages not expected within this many layer steps */
 
@@ -147,6 +147,7 @@ struct vib3_pages {
     int wake_seen;                  /* the close NOP was reaped */
     int reap_inline;                /* acquire consumes posted completions (VIB3_REAP_INLINE=0: off) */
     int hint_protect;               /* a hint protects a resident page too (VIB3_HINT_PROTECT=0: off) */
+    int expired_first;              /* expired, never used prefetched pages go first (VIB3_EXPIRED_FIRST=0: off) */
     int window_fixed;               /* in-flight budget / hint_max set by the caller: prefetch_window is a no-op */
 
     pthread_mutex_t mu;
@@ -221,7 +222,7 @@ static void *frame_data(const vib3_pages *p, uint32_t f) { return p->frame_base 
  *                that the routing did not choose.
  * Victims come from the policy first, then the oldest hint, then (demand
  * only) the oldest needed page. */
-enum { LIST_NONE = 0, LIST_HINTS = 1, LIST_NEEDED = 2 };
+enum { LIST_NONE = 0, LIST_HINTS = 1, LIST_NEEDED = 2, LIST_EXPIRED = 3 };
 
 static void list_unlink(vib3_pages *p, uint32_t f) {
     uint8_t l = p->frames[f].in_hints;
@@ -273,7 +274,8 @@ static void cand_remove(vib3_pages *p, uint32_t f) {
 }
 
 static uint32_t cand_count(const vib3_pages *p) {
-    return vib3_evict_count(&p->evict) + p->lst_count[LIST_HINTS] + p->lst_count[LIST_NEEDED];
+    return vib3_evict_count(&p->evict) + p->lst_count[LIST_HINTS] + p->lst_count[LIST_NEEDED] +
+           p->lst_count[LIST_EXPIRED];
 }
 
 /* unmap a frame's page and put the frame on the free list */
@@ -296,7 +298,13 @@ static void frame_free(vib3_pages *p, uint32_t f) {
  * every frame is pinned or loading */
 static uint32_t frame_alloc(vib3_pages *p, int hint) {
     if (p->free_count == 0) {
-        uint32_t v = hint ? vib3_evict_victim_min(&p->evict, p->hint_admit) : vib3_evict_victim(&p->evict);
+        uint32_t v = VIB3_EVICT_NONE;
+        if (p->lst_count[LIST_EXPIRED]) { /* a misprediction's read, never used: the first victim */
+            v = p->lst_head[LIST_EXPIRED];
+            list_unlink(p, v);
+        }
+        if (v == VIB3_EVICT_NONE)
+            v = hint ? vib3_evict_victim_min(&p->evict, p->hint_admit) : vib3_evict_victim(&p->evict);
         if (v == VIB3_EVICT_NONE && p->lst_count[LIST_HINTS]) { /* the oldest hint goes */
             v = p->lst_head[LIST_HINTS];
             list_unlink(p, v);
@@ -799,8 +807,11 @@ static void prefetch_locked(vib3_pages *p, const uint64_t *idx, uint32_t n, int 
             uint32_t g = p->page_frame[page];
             frame_meta *gm = &p->frames[g];
             p->page_seen[page] = 2;
-            if (p->hint_protect && gm->state == FR_READY && gm->pins == 0 && gm->in_hints == LIST_NONE &&
-                !gm->readahead && !gm->prefetched) {
+            if (gm->state == FR_READY && gm->pins == 0 && gm->in_hints == LIST_EXPIRED) {
+                cand_remove(p, g); /* an expired hint predicted again: protected again */
+                cand_insert(p, g, page);
+            } else if (p->hint_protect && gm->state == FR_READY && gm->pins == 0 && gm->in_hints == LIST_NONE &&
+                       !gm->readahead && !gm->prefetched) {
                 cand_remove(p, g);
                 gm->hinted = 1;
                 cand_insert(p, g, page);
@@ -890,10 +901,9 @@ void vib3_pages_prefetch_window(vib3_pages *p, uint32_t pages) {
     if (p->backend == VIB3_PAGES_MMAP) return;
     pthread_mutex_lock(&p->mu);
     if (!p->window_fixed) {
-        uint32_t inflight = pages < p->n_frames / 4 * 3 ? pages : p->n_frames / 4 * 3;
-        uint32_t protect = pages < p->n_frames / 2 ? pages : p->n_frames / 2;
-        if (inflight > p->prefetch_inflight_max) p->prefetch_inflight_max = inflight;
-        if (protect > p->hint_max) p->hint_max = protect;
+        uint32_t cap = (uint32_t)((uint64_t)p->n_frames * 3 / 4), w = pages < cap ? pages : cap;
+        if (w > p->prefetch_inflight_max) p->prefetch_inflight_max = w;
+        if (w > p->hint_max) p->hint_max = w;
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -907,7 +917,8 @@ void vib3_pages_expire_hints(vib3_pages *p, uint32_t layer) {
         if (p->file->pages[fm->page].layer == layer && !fm->readahead) {
             list_unlink(p, f);
             fm->hinted = 0;
-            vib3_evict_insert(&p->evict, f, fm->page);
+            if (fm->prefetched && p->expired_first) list_push(p, LIST_EXPIRED, f);
+            else vib3_evict_insert(&p->evict, f, fm->page);
             p->st.hints_expired++;
         }
         f = next;
@@ -1121,7 +1132,7 @@ static vib3_err frames_setup(vib3_pages *p, const vib3_config *cfg, uint64_t fra
     p->hint_prev = vib3_arena_alloc(&p->meta_arena, (size_t)p->n_frames * sizeof(uint32_t), 0);
     p->hint_next = vib3_arena_alloc(&p->meta_arena, (size_t)p->n_frames * sizeof(uint32_t), 0);
     if (!p->page_layer || !p->hint_prev || !p->hint_next) return vib3_err_prefix("%s", f->path);
-    for (int l = 0; l < 3; l++) p->lst_head[l] = p->lst_tail[l] = VIB3_NONE32;
+    for (int l = 0; l < 4; l++) p->lst_head[l] = p->lst_tail[l] = VIB3_NONE32;
     for (uint64_t i = 0; i < f->n_pages; i++) p->page_layer[i] = f->pages[i].layer;
     rc = vib3_evict_set_layers(&p->evict, &p->meta_arena, p->page_layer, f->config->n_layers);
     if (rc) return vib3_err_prefix("%s", f->path);
@@ -1152,6 +1163,7 @@ static vib3_err frames_setup(vib3_pages *p, const vib3_config *cfg, uint64_t fra
 
     p->reap_inline = !o->no_reap_inline;
     p->hint_protect = !o->no_hint_protect;
+    p->expired_first = !o->no_expired_first;
     rc = io_setup(p, cfg, qd);
     if (rc) return rc;
 #ifdef VIB3_CUDA
@@ -1222,6 +1234,7 @@ vib3_err vib3_pages_open(vib3_pages **out, const vib3_file *f, const vib3_config
     o.prefetch_inflight_max = (uint32_t)env_int("VIB3_PREFETCH_INFLIGHT", 0);
     o.no_reap_inline = env_int("VIB3_REAP_INLINE", 1) == 0;
     o.no_hint_protect = env_int("VIB3_HINT_PROTECT", 1) == 0;
+    o.no_expired_first = env_int("VIB3_EXPIRED_FIRST", 1) == 0;
     o.hint_max = (uint32_t)env_int("VIB3_HINT_MAX", 0);
     const char *ha = getenv("VIB3_HINT_ADMIT");
     o.hint_admit = ha && *ha ? atof(ha) : 0;

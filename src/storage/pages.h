@@ -106,6 +106,9 @@ typedef struct vib3_pages_opts {
     int no_hint_protect;             /* 1: a hint for a resident page does nothing (VIB3_HINT_PROTECT=0);
                                       * default: it is protected like a prefetched page until used or expired */
     uint32_t hint_max;               /* protected hinted frames; 0 = prefetch_inflight_max (VIB3_HINT_MAX) */
+    int no_expired_first;            /* 1: expired hints join the policy's set (VIB3_EXPIRED_FIRST=0); default:
+                                      * prefetched pages never used whose layer was routed elsewhere are the
+                                      * first victims */
 } vib3_pages_opts;
 
 /* vib3_pages_open with explicit options (env overrides not applied) */
@@ -123,8 +126,8 @@ void vib3_pages_prefetch_slot(vib3_pages *p, uint32_t layer, uint32_t slot);
 void vib3_pages_fetch(vib3_pages *p, const uint64_t *page_indices, uint32_t n);
 void vib3_pages_fetch_slot(vib3_pages *p, uint32_t layer, uint32_t slot);
 /* a predictor that hints about `pages` pages ahead asks for an in-flight
- * budget and a protected-hint window that large (at most 3/4 and 1/2 of the
- * frames; never lowered; no-op when the options or VIB3_PREFETCH_INFLIGHT /
+ * budget and a protected-hint window that large (at most 3/4 of the frames;
+ * never lowered; no-op when the options or VIB3_PREFETCH_INFLIGHT /
  * VIB3_HINT_MAX set them) */
 void vib3_pages_prefetch_window(vib3_pages *p, uint32_t pages);
 /* layer's routing is known: prefetched pages of that layer that were not
