@@ -417,14 +417,14 @@ static inline __m256i lane_mask(size_t n) {
 #define K16_CH_MAX 1024u /* chunks per pass of the per-call activation tables (32768 columns) */
 #define K16_SB_BYTES (VIB3_Q4K16_HEAD_BYTES + 8 * VIB3_Q4K16_CHUNK_BYTES)
 
-/* per chunk c of x: d_x as f32 and (T0, T1) as two int16 in one int32 */
+/* per chunk c of x: d_x as f32 and (T1, T0) as two int16 in one int32 (k16_mins' order) */
 static void k16_prep(const vib3_block_q8_0 *x, size_t n, float *dxf, int32_t *tw) {
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     for (size_t c = 0; c < n; c++) {
         __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *)x[c].qs)), ones16);
         __m128i t = _mm_hadd_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)); /* [a a b b] */
         t = _mm_hadd_epi32(t, t);                                                                /* [T0 T1 ..] */
-        tw[c] = (int32_t)(((uint32_t)_mm_extract_epi32(t, 0) & 0xffffu) | ((uint32_t)_mm_extract_epi32(t, 1) << 16));
+        tw[c] = (int32_t)(((uint32_t)_mm_extract_epi32(t, 1) & 0xffffu) | ((uint32_t)_mm_extract_epi32(t, 0) << 16));
         dxf[c] = f16s(x[c].d);
     }
 }
@@ -441,33 +441,21 @@ static inline __attribute__((always_inline)) __m256i k16_words8(const char *cons
     __m128i hi = _mm_insert_epi64(_mm_cvtsi64_si128((long long)c), (long long)d, 1);
     return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
-/* from sub-scale words u (sm[0..2] in the low 3 bytes): (sc0, sc1) and (mn0, mn1) as int16 pairs */
+/* (mn1, mn0) as int16 pairs from sub-scale words u (sm[0..2] in the low 3 bytes), for one
+ * vpmaddwd against (T1, T0): the top two bits of sm[0..2] as bytes (h0, h1, h2, 0), one
+ * vpmaddubsw by (1, 4, 16, 0) and one vpmaddwd by ones give mn1 = h0 + 4 h1 + 16 h2; mn0 =
+ * sm[2] & 63 is already in place at bits 16..21 */
+static inline __attribute__((always_inline)) __m256i k16_mins(__m256i u) {
+    __m256i h = _mm256_and_si256(_mm256_srli_epi32(u, 6), _mm256_set1_epi32(0x00030303));
+    __m256i m1 = _mm256_madd_epi16(_mm256_maddubs_epi16(h, _mm256_set1_epi32(0x00100401)), _mm256_set1_epi16(1));
+    return _mm256_or_si256(m1, _mm256_and_si256(u, _mm256_set1_epi32(0x003f0000)));
+}
+/* from sub-scale words u: (sc0, sc1) and (mn1, mn0) as int16 pairs */
 static inline __attribute__((always_inline)) void k16_scales(__m256i u, __m256i *sc, __m256i *mn) {
     const __m256i ctl = _mm256_setr_epi8(0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1, 0, -1, 1, -1, 4,
                                          -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1);
     *sc = _mm256_and_si256(_mm256_shuffle_epi8(u, ctl), _mm256_set1_epi16(63));
-    __m256i t = _mm256_and_si256(u, _mm256_set1_epi32(0x00c0c0c0));
-    __m256i m1 = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(t, 10), _mm256_set1_epi32(0x30000)),
-                                 _mm256_and_si256(_mm256_slli_epi32(t, 4), _mm256_set1_epi32(0xc0000)));
-    m1 = _mm256_or_si256(m1, _mm256_and_si256(_mm256_srli_epi32(t, 2), _mm256_set1_epi32(0x300000)));
-    *mn = _mm256_or_si256(m1, _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(63)));
-}
-/* group-0 / group-1 products of rows a (low lane) and b (high lane), hadd'ed: [a0 x4 a1 x4 | b0 x4 b1 x4] */
-static inline __attribute__((always_inline)) __m256i k16_pair(const char *a, const char *b, __m256i xlo, __m256i xhi,
-                                                              __m256i m4) {
-    __m256i q = _mm256_loadu2_m128i((const __m128i *)b, (const __m128i *)a);
-    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    return _mm256_hadd_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
-}
-
-/* (mn0, mn1) as int16 pairs from sub-scale words u: mn0 = sm[2] & 63; mn1 gathers the top two
- * bits of sm[0..2] (bits 6-7, 14-15, 22-23 of u): shifted right by 2 they sit at 4, 12, 20,
- * and one multiply by 2^12 + 2^6 + 1 moves them to 16, 18, 20 (the other partial products
- * land on disjoint bits outside 16..21, so nothing carries) */
-static inline __attribute__((always_inline)) __m256i k16_mins(__m256i u) {
-    __m256i t = _mm256_srli_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x00c0c0c0)), 2);
-    __m256i m1 = _mm256_and_si256(_mm256_mullo_epi32(t, _mm256_set1_epi32(0x1041)), _mm256_set1_epi32(0x3f0000));
-    return _mm256_or_si256(m1, _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(63)));
+    *mn = k16_mins(u);
 }
 /* rows a (low lane) and b (high lane) of a chunk: sc0 S0 + sc1 S1 in int32 partial lanes
  * [a x4 | b x4]; usc: the sub-scale words masked to sm[0..1] & 63, sel: the pair's
@@ -546,7 +534,9 @@ void vib3_matvec_q4_k16_avx512(const void *w, size_t cols, const void *x, float 
             const size_t nr = r1 - r < 8 ? r1 - r : 8;
             const char *rp[8];
             k16_rowptrs((const char *)w + r * rb, rb, nr, rp);
-            __m256 v = k16_rows8(rp, c0, c1, xb + c0, dxf, tw, (const char *)w + (r + 8) * rb);
+            /* prefetch in step with this group, at least 4 KiB ahead (a group of short rows, a
+             * K = 256 page's down matrix: 8 x 156 bytes, is too close to hide DRAM latency) */
+            __m256 v = k16_rows8(rp, c0, c1, xb + c0, dxf, tw, rp[0] + (8 * rb > 4096 ? 8 * rb : 4096));
             if (c0) v = _mm256_add_ps(v, nr == 8 ? _mm256_loadu_ps(y + r) : _mm256_maskload_ps(y + r, lane_mask(nr)));
             if (nr == 8) _mm256_storeu_ps(y + r, v);
             else _mm256_maskstore_ps(y + r, lane_mask(nr), v);
