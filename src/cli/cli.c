@@ -241,3 +241,27 @@ vib3_err vib3_cli_resolve_model(const vib3_config *cfg, const char *arg, char *o
     vib3_cli_pull_signals(false);
     return rc;
 }
+
+vib3_err vib3_cli_find_model(const vib3_config *cfg, const char *arg, char *out, int cap) {
+    struct stat st;
+    if (stat(arg, &st) == 0 && S_ISREG(st.st_mode)) {
+        snprintf(out, cap, "%s", arg);
+        return VIB3_OK;
+    }
+    /* a store name as `vib3 list` shows it, or an alias / org/repo that was pulled */
+    vib3_store_ref r;
+    if (vib3_store_path(cfg, arg, ".vib3", out, cap) == VIB3_OK && stat(out, &st) == 0 && S_ISREG(st.st_mode))
+        return VIB3_OK;
+    bool repo = false;
+    if (vib3_store_resolve(arg, &r) == VIB3_OK) {
+        repo = r.repo[0] != 0 || r.alias[0] != 0;
+        if (vib3_store_path(cfg, r.name, ".vib3", out, cap) == VIB3_OK && stat(out, &st) == 0 && S_ISREG(st.st_mode))
+            return VIB3_OK;
+    }
+    vib3_err_clear();
+    if (repo)
+        return vib3_err_set(VIB3_ERR_NOT_FOUND, "%s: not in the store %s/models (`vib3 pull %s` downloads it)", arg,
+                            cfg->home, arg);
+    return vib3_err_set(VIB3_ERR_NOT_FOUND, "%s: no such file, and no model of that name in %s/models (see `vib3 list`)",
+                        arg, cfg->home);
+}

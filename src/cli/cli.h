@@ -102,4 +102,8 @@ void vib3_cli_warn_ctx(const char *cmd, const struct vib3_engine *e);
  * ($VIB3_HOME/models/<name>.vib3); out gets the path. */
 vib3_err vib3_cli_resolve_model(const vib3_config *cfg, const char *arg, char *out, int cap);
 
+/* the same without pulling (for `vib3 info`): a model not in the store is VIB3_ERR_NOT_FOUND
+ * with a message saying how to pull it */
+vib3_err vib3_cli_find_model(const vib3_config *cfg, const char *arg, char *out, int cap);
+
 #endif

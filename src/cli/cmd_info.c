@@ -170,7 +170,8 @@ int vib3_cmd_info(int argc, char **argv, vib3_config *cfg) {
     }
     if (!model) return vib3_cli_usage_error("info", "missing <model>");
     char path[VIB3_PATH_MAX];
-    if (vib3_cli_resolve_model(cfg, model, path, sizeof path) != VIB3_OK) return vib3_cli_fail("info");
+    /* never a download: describing a model that is not here is not a reason to fetch it */
+    if (vib3_cli_find_model(cfg, model, path, sizeof path) != VIB3_OK) return vib3_cli_fail("info");
     vib3_arena arena;
     if (vib3_arena_init(&arena, 256u << 20, "info", 0) != VIB3_OK) return vib3_cli_fail("info");
     vib3_file f;

@@ -426,7 +426,7 @@ static int run_interactive(run_ctx *r, const char *first) {
         fputs("\n> ", stdout);
         fflush(stdout);
         g_quit = 0;
-        if (first) { /* -i with a prompt (or -f): it is the first turn, as llama.cpp's -i -p */
+        if (first) { /* -i with a prompt: it is the first turn, as llama.cpp's -i -p */
             snprintf(line, RUN_LINE_BYTES, "%s", first);
             printf("%s\n", line);
             first = NULL;

@@ -38,6 +38,10 @@ expect_rc 2 "info without model" $V info
 expect_rc 1 "info on a missing model" $V info /nonexistent.vib3
 grep -q "nonexistent.vib3" /tmp/vib3-cli.err && ok || bad "info error names the file"
 expect_rc 2 "bad flag value" $V info x --ram-budget lots
+# info never downloads (as `ollama show`): a repository not in the store says how to pull it
+HF_ENDPOINT=http://127.0.0.1:9 expect_rc 1 "info of a repository not pulled" $V info some-org/some-model
+grep -q "vib3 pull some-org/some-model" /tmp/vib3-cli.err && ! grep -qi "pulling\|cannot reach" /tmp/vib3-cli.err && ok ||
+    { bad "info tried to pull, or did not say how"; cat /tmp/vib3-cli.err; }
 echo "not a model" > "$T/bad.vib3"
 expect_rc 1 "info on a non-vib3 file" $V info "$T/bad.vib3"
 grep -q "too small\|not a .vib3" /tmp/vib3-cli.err && ok || bad "info says why the file is bad"
