@@ -453,7 +453,11 @@ extern "C" int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t n
     pthread_mutex_lock(&v->mu);
     const uint8_t *d = (const uint8_t *)lookup_locked(v, page);
     uint32_t slot = d ? v->page_slot[page] : NONE32;
-    if (d) v->slot_pins[slot]++; // never replaced until run releases it
+    if (d) {
+        v->slot_pins[slot]++; // never replaced until run releases it
+        // a page served from VRAM is not acquired, so the buffer manager's count stops: count the use here
+        if (v->slot_heat[slot] != UINT32_MAX) v->slot_heat[slot]++;
+    }
     pthread_mutex_unlock(&v->mu);
     if (!d) return 0;
     b->page[b->n] = page;
