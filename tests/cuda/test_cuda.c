@@ -395,18 +395,21 @@ TEST(no_device_engine_runs_on_cpu) {
 
 /* Decode benchmark, run by tests/cuda/device_run.sh: VIB3_CUDA_BENCH="name=model.vib3 ..." gives
  * tok/s of the CPU (mmap), the CPU on frames (no pool) and the GPU tier (frames + VRAM) per model,
- * VIB3_CUDA_BENCH_N timed tokens (default 64) after 16 warm-up ones, VIB3_CUDA_BENCH_THREADS
- * threads (default: online cores); the three greedy token sequences must agree. */
+ * VIB3_CUDA_BENCH_N timed tokens (default 64) after VIB3_CUDA_BENCH_WARM untimed ones (default 32:
+ * a page is promoted on its 4th access), VIB3_CUDA_BENCH_THREADS threads (default: online cores);
+ * the three greedy token sequences must agree. */
 TEST(bench_decode_cpu_vs_gpu_tier) {
     const char *list = getenv("VIB3_CUDA_BENCH");
     if (!list || !*list) SKIP("set VIB3_CUDA_BENCH=\"name=model.vib3 ...\" (tests/cuda/device_run.sh does)");
     const char *why = device_missing();
     if (why) SKIP(why);
     const char *ns = getenv("VIB3_CUDA_BENCH_N"), *ts = getenv("VIB3_CUDA_BENCH_THREADS");
+    const char *ws = getenv("VIB3_CUDA_BENCH_WARM");
     uint32_t n = ns ? (uint32_t)atoi(ns) : 64, th = ts ? (uint32_t)atoi(ts) : (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t warm = ws ? (uint32_t)atoi(ws) : 32;
     if (n == 0 || n > 400) n = 64;
-    const uint32_t warm = 16;
-    static uint32_t ids[3][16 + 400];
+    if (warm > 64) warm = 64;
+    static uint32_t ids[3][64 + 400];
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", list);
     printf("    | model | config | threads | decode tok/s | pages on GPU | GPU batches | promotions | VRAM slots |\n");
