@@ -119,7 +119,6 @@ int vib3_cmd_perplexity(int argc, char **argv, vib3_config *cfg) {
         free(text);
         return vib3_cli_fail("perplexity");
     }
-    vib3_cli_warn_ctx("perplexity", e);
     if (ve.mode && vib3_ve_enable(e, &ve) != VIB3_OK) {
         vib3_engine_close(e);
         free(text);
