@@ -182,7 +182,8 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
     }
     /* the pages' prefetch window: depth targets of k + margin guesses, twice over
      * (hints of the next targets go out while the last ones are still being read) */
-    if (pages && (pf->mode & VIB3_PREDICT_LOOKAHEAD)) {
+    const char *pw = getenv("VIB3_PREFETCH_WINDOW"); /* 0: leave the pages' window alone (the one-layer planner's) */
+    if (pages && (pf->mode & VIB3_PREDICT_LOOKAHEAD) && !(pw && *pw == '0')) {
         uint32_t per_expert = 1;
         for (uint32_t l = 0; l < pf->n_layers; l++)
             for (uint32_t e = 0; e < E; e++) {

@@ -252,3 +252,41 @@ TEST(hint_protects_resident_page_and_faults_split) {
     vib3_arena_reset(&arena, mark);
 }
 
+
+/* prefetched pages that were never used and whose layer was routed
+ * elsewhere are the first victims, ahead of any page the policy holds */
+TEST(expired_hints_are_evicted_first) {
+    const vib3_file *f = fixture();
+    if (!f) SKIP("no fixture");
+    vib3_config cfg;
+    cfg_for(&cfg, "none");
+    size_t mark = vib3_arena_mark(&arena);
+    vib3_pages_opts o = {.frames_bytes = 24 * 4096, .backend = VIB3_PAGES_FRAMES, .readahead = 0,
+                         .prefetch_inflight_max = 16, .hint_max = 16};
+    vib3_pages *p = NULL;
+    CHECK_OK(vib3_pages_open_ex(&p, f, &cfg, &arena, &o));
+    if (!p) return;
+    uint64_t a;
+    uint32_t na;
+    CHECK(vib3_file_slot_pages(f, 2, 5, &a, &na));
+    vib3_pages_prefetch_slot(p, 2, 5); /* a misprediction: 8 pages read */
+    CHECK_EQ_U64(slot_state(p, f, 2, 5, 1), 1);
+    const void *d;
+    for (uint64_t k = 0; k < 16; k++) { /* 16 demand pages of layer 0 fill the other frames */
+        CHECK_OK(vib3_pages_acquire(p, k, &d));
+        vib3_pages_release(p, k);
+    }
+    vib3_pages_expire_hints(p, 2); /* layer 2 routed elsewhere */
+    for (uint64_t k = 16; k < 16 + na; k++) {
+        CHECK_OK(vib3_pages_acquire(p, k, &d));
+        vib3_pages_release(p, k);
+    }
+    for (uint32_t k = 0; k < na; k++) CHECK_MSG(!vib3_pages_resident(p, a + k), "expired hint page %u kept", k);
+    for (uint64_t k = 0; k < 16; k++) CHECK_MSG(vib3_pages_resident(p, k), "demand page %u evicted first", (unsigned)k);
+    vib3_pages_stats s;
+    vib3_pages_stats_get(p, &s);
+    CHECK_EQ_U64(s.hints_expired, na);
+    CHECK_EQ_U64(s.wasted_prefetch_bytes, (uint64_t)na * f->pages[a].bytes);
+    vib3_pages_close(p);
+    vib3_arena_reset(&arena, mark);
+}

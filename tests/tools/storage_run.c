@@ -150,6 +150,12 @@ int main(int argc, char **argv) {
             W.n_calls = hdr[1];
             W.oracle = 1;
             if (W.depth == 0) W.depth = 1;
+            /* the same window the look-ahead predictor asks for at this depth */
+            uint64_t first;
+            uint32_t per_expert = 1;
+            if (!vib3_file_slot_pages(W.file, 0, vib3_file_slot(W.file, VIB3_PAGE_ROUTED, 0), &first, &per_expert))
+                per_expert = 1;
+            vib3_pages_prefetch_window(pages, 2 * W.depth * (W.k + 1) * per_expert);
         }
         vib3_engine_set_moe_hook(e, wrap_hook, NULL);
     }
