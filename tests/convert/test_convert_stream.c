@@ -138,7 +138,11 @@ TEST(huge_embedding_converts_under_the_budget) {
         CHECK_MSG(rss > 0, "vib3 convert --quant %s --mem-budget 64M failed", quants[q]);
         fprintf(stderr, "  --quant %s, 256 MiB F32 embedding + LM head, --mem-budget 64M: peak RSS %.1f MiB\n",
                 quants[q], rss / 1024.0);
+#ifndef __SANITIZE_ADDRESS__
         CHECK_MSG(rss < budget_kib, "--quant %s: peak RSS %ld KiB over the 64 MiB budget", quants[q], rss);
+#else
+        (void)budget_kib; /* ASan's shadow memory and quarantine are in the RSS: only the conversion is checked */
+#endif
         opened o;
         if (rss > 0 && open_vib3(&o, out)) {
             const vib3_tensor_entry *t = vib3_file_find_tensor(&o.f, "token_embd.weight");
@@ -151,4 +155,7 @@ TEST(huge_embedding_converts_under_the_budget) {
     char cmd[1300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+#ifdef __SANITIZE_ADDRESS__
+    SKIP("the peak-RSS bound is not checked under ASan (shadow memory and quarantine count as RSS)");
+#endif
 }
