@@ -163,6 +163,7 @@ struct vib3_pages {
     FILE *trace;
 #ifdef VIB3_CUDA
     vib3_vram *vram;                /* T1, NULL without a device */
+    uint32_t *vram_count;           /* mmap backend: accesses per page, the promotion heat (calloc) */
 #endif
 };
 
@@ -661,6 +662,12 @@ static vib3_err mmap_acquire(vib3_pages *p, uint64_t page, const void **data) {
         }
         atomic_store_explicit(&p->verified[page], 1, memory_order_release);
     }
+#ifdef VIB3_CUDA
+    if (p->vram_count) { /* T1: offer hot pages to VRAM (the mapping stays valid: nothing to wait for) */
+        uint32_t c = __atomic_add_fetch(&p->vram_count[page], 1, __ATOMIC_RELAXED);
+        if (c >= VRAM_PROMOTE_HEAT) (void)vib3_vram_promote(p->vram, page, d, e->bytes, c);
+    }
+#endif
     *data = d;
     return VIB3_OK;
 }
@@ -928,7 +935,7 @@ void vib3_pages_expire_hints(vib3_pages *p, uint32_t layer) {
 
 void *vib3_pages_vram(vib3_pages *p) {
 #ifdef VIB3_CUDA
-    return p->backend == VIB3_PAGES_FRAMES ? p->vram : NULL;
+    return p->vram;
 #else
     (void)p;
     return NULL;
@@ -1069,6 +1076,27 @@ static void vram_setup(vib3_pages *p, const vib3_config *cfg) {
             (void)vib3_vram_register_host(p->vram, p->frame_base, region);
         vib3_err_clear(); /* no VRAM tier is not an error: the CPU serves */
     }
+}
+
+/* T1 on the mmap backend (the model fits the RAM budget): slots of the largest page, copies from
+ * the mapping (pageable: the driver stages them, so releases never wait), heat = accesses counted
+ * in mmap_acquire */
+static void mmap_vram_setup(vib3_pages *p, const vib3_config *cfg) {
+    const vib3_file *f = p->file;
+    if (f->n_pages == 0 || f->config->expert_dtype != VIB3_DTYPE_Q4_0 || vib3_cuda_device_count() <= 0) return;
+    uint64_t sb = VIB3_PAGE_ALIGN;
+    uint32_t kmax = 32;
+    for (uint64_t i = 0; i < f->n_pages; i++) {
+        if (round_up(f->pages[i].bytes, VIB3_PAGE_ALIGN) > sb) sb = round_up(f->pages[i].bytes, VIB3_PAGE_ALIGN);
+        if (f->pages[i].n_neurons > kmax) kmax = f->pages[i].n_neurons;
+    }
+    p->vram_count = calloc(f->n_pages, sizeof(uint32_t));
+    if (p->vram_count && vib3_vram_open(&p->vram, cfg ? cfg->vram_budget_bytes : 0, sb, f->n_pages,
+                                        f->config->hidden_size, (kmax + 31) / 32 * 32) != VIB3_OK) {
+        free(p->vram_count);
+        p->vram_count = NULL;
+    }
+    vib3_err_clear();
 }
 #endif
 
@@ -1211,6 +1239,9 @@ vib3_err vib3_pages_open_ex(vib3_pages **out, const vib3_file *f, const vib3_con
         if (!p->verified) return vib3_err_code();
         strcpy(p->st.backend, "mmap");
         strcpy(p->st.evict, "none");
+#ifdef VIB3_CUDA
+        mmap_vram_setup(p, cfg);
+#endif
         *out = p;
         return VIB3_OK;
     }
@@ -1289,6 +1320,8 @@ void vib3_pages_close(vib3_pages *p) {
 #ifdef VIB3_CUDA
     if (p->vram) vib3_vram_close(p->vram);
     p->vram = NULL;
+    free(p->vram_count);
+    p->vram_count = NULL;
 #endif
     if (p->ring_ok) {
         io_uring_queue_exit(&p->ring);

@@ -135,9 +135,10 @@ void vib3_pages_prefetch_window(vib3_pages *p, uint32_t pages);
  * eviction candidates */
 void vib3_pages_expire_hints(vib3_pages *p, uint32_t layer);
 /* the T1 pool (cuda/vram.h vib3_vram *) when built with CUDA=1, a device is
- * present and the frames backend runs; NULL otherwise. Pages acquired
+ * present and the experts are Q4_0; NULL otherwise. Pages acquired
  * VRAM_PROMOTE_HEAT times are copied there asynchronously from their pinned
- * frame; vib3_vram_lookup() gives the device copy once complete. */
+ * frame (frames backend) or from the mapping (mmap backend, counted per page);
+ * vib3_vram_lookup() gives the device copy once complete (docs/CUDA.md). */
 void *vib3_pages_vram(vib3_pages *p);
 /* true when page is resident (READY) now; for predictors and tests */
 int vib3_pages_resident(vib3_pages *p, uint64_t page_index);

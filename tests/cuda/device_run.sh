@@ -9,8 +9,8 @@
 #   bench  decode tok/s, CPU vs GPU tier, on tinymix (q4) and on a generated Mixtral-shaped
 #          model (hidden 4096, ffn 14336, 8 experts top-2, $MIXTRAL_LAYERS layers, q4_0 experts):
 #          the in-process table of test_cuda's bench_decode_cpu_vs_gpu_tier (which also checks
-#          the three greedy token sequences agree) and `vib3 bench -p 0` rows with the tier off
-#          (CUDA_VISIBLE_DEVICES=) and on.
+#          the four greedy token sequences agree) and `vib3 bench -p 0` rows with the tier off
+#          (CUDA_VISIBLE_DEVICES=) and on, on the frames backend and on the default one.
 #
 # Env: BUILD, JOBS (make -j, default nproc), THREADS (decode threads, default nproc), N_GEN (timed
 # tokens, default 64), MIXTRAL_LAYERS (default 2; each layer is 2.8 GB of BF16 to generate and
@@ -128,6 +128,11 @@ case " $STAGES " in *" bench "*)
             printf '%s, tier on:  ' "$name"
             VIB3_PAGES_BACKEND=frames VIB3_EXPERT_BUDGET=100% \
                 "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' || status=1
+            printf '%s, default backend, tier off: ' "$name"
+            CUDA_VISIBLE_DEVICES= "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' ||
+                status=1
+            printf '%s, default backend, tier on:  ' "$name"
+            "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' || status=1
         done
     fi
     ;;

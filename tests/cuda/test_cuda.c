@@ -287,7 +287,7 @@ static const char *tinymix_q4(void) {
 #define GEN 48
 
 typedef struct decode_run {
-    const char *backend;    /* "mmap" (no VRAM tier) or "frames" (the tier when a device is present) */
+    const char *backend;    /* "mmap" or "frames" (either opens the tier when a device is present) */
     uint64_t vram_budget;   /* cfg.vram_budget_bytes: 0 = auto; 1 = too small for a page: no pool */
     int inject_after;       /* >= 0: force a CUDA error before decoding that generated token */
     uint32_t threads, warm; /* warm: untimed decode steps before the timed ones */
@@ -344,8 +344,11 @@ out:
     return ok;
 }
 
-static int greedy(const char *model, const char *backend, int inject_after, uint32_t *ids, vib3_vram_stats *vs) {
-    decode_run r = {.backend = backend, .vram_budget = 64ull << 20, .inject_after = inject_after, .threads = 2};
+/* vram: 0 = no pool (budget too small for a page), else a 64 MiB pool */
+static int greedy(const char *model, const char *backend, int vram, int inject_after, uint32_t *ids,
+                  vib3_vram_stats *vs) {
+    decode_run r = {.backend = backend, .vram_budget = vram ? 64ull << 20 : 1, .inject_after = inject_after,
+                    .threads = 2};
     int ok = decode(model, &r, GEN, ids);
     *vs = r.vs;
     return ok;
@@ -358,12 +361,27 @@ TEST(whole_model_greedy_matches_cpu) {
     if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
     uint32_t cpu[GEN], gpu[GEN];
     vib3_vram_stats vs;
-    if (!greedy(m, "mmap", -1, cpu, &vs) || !greedy(m, "frames", -1, gpu, &vs)) return;
+    if (!greedy(m, "mmap", 0, -1, cpu, &vs) || !greedy(m, "frames", 1, -1, gpu, &vs)) return;
     printf("    VRAM tier: %llu promotions, %llu page products on the GPU in %llu decode batches, device %s\n",
            (unsigned long long)vs.promotions, (unsigned long long)vs.kernel_calls, (unsigned long long)vs.batches,
            vs.device);
     CHECK_MSG(vs.kernel_calls > 0, "no page ran on the GPU (promotions %llu)", (unsigned long long)vs.promotions);
     CHECK_MSG(vs.batches > 0, "no decode batch ran on the GPU");
+    CHECK_EQ_U64(vs.errors, 0);
+    for (int t = 0; t < GEN; t++) CHECK_MSG(cpu[t] == gpu[t], "token %d: cpu %u, gpu tier %u", t, cpu[t], gpu[t]);
+}
+
+/* the mmap backend (a model that fits the RAM budget) promotes from the mapping and uses the tier too */
+TEST(whole_model_mmap_backend_uses_the_tier) {
+    const char *why = device_missing();
+    if (why) SKIP(why);
+    const char *m = tinymix_q4();
+    if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
+    uint32_t cpu[GEN], gpu[GEN];
+    vib3_vram_stats vs;
+    if (!greedy(m, "mmap", 0, -1, cpu, &vs) || !greedy(m, "mmap", 1, -1, gpu, &vs)) return;
+    CHECK_MSG(vs.kernel_calls > 0 && vs.batches > 0, "mmap backend: %llu pages in %llu batches on the GPU",
+              (unsigned long long)vs.kernel_calls, (unsigned long long)vs.batches);
     CHECK_EQ_U64(vs.errors, 0);
     for (int t = 0; t < GEN; t++) CHECK_MSG(cpu[t] == gpu[t], "token %d: cpu %u, gpu tier %u", t, cpu[t], gpu[t]);
 }
@@ -375,7 +393,7 @@ TEST(whole_model_cuda_error_mid_run_falls_back) {
     if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
     uint32_t cpu[GEN], gpu[GEN];
     vib3_vram_stats vs;
-    if (!greedy(m, "mmap", -1, cpu, &vs) || !greedy(m, "frames", GEN / 2, gpu, &vs)) return;
+    if (!greedy(m, "mmap", 0, -1, cpu, &vs) || !greedy(m, "frames", 1, GEN / 2, gpu, &vs)) return;
     CHECK(vs.disabled == 1);
     CHECK_EQ_U64(vs.errors, 1);
     CHECK_MSG(vs.kernel_calls > 0, "no page ran on the GPU before the error");
@@ -388,16 +406,16 @@ TEST(no_device_engine_runs_on_cpu) {
     if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
     uint32_t a[GEN], b[GEN];
     vib3_vram_stats vs;
-    if (!greedy(m, "mmap", -1, a, &vs) || !greedy(m, "frames", -1, b, &vs)) return;
+    if (!greedy(m, "mmap", 1, -1, a, &vs) || !greedy(m, "frames", 1, -1, b, &vs)) return;
     CHECK_EQ_U64(vs.slots_total, 0); /* greedy() found no pool */
     for (int t = 0; t < GEN; t++) CHECK_MSG(a[t] == b[t], "token %d: mmap %u, frames %u", t, a[t], b[t]);
 }
 
 /* Decode benchmark, run by tests/cuda/device_run.sh: VIB3_CUDA_BENCH="name=model.vib3 ..." gives
- * tok/s of the CPU (mmap), the CPU on frames (no pool) and the GPU tier (frames + VRAM) per model,
+ * tok/s of the CPU (mmap), the CPU on frames (no pool) and the GPU tier (frames or mmap + VRAM),
  * VIB3_CUDA_BENCH_N timed tokens (default 64) after VIB3_CUDA_BENCH_WARM untimed ones (default 32:
  * a page is promoted on its 4th access), VIB3_CUDA_BENCH_THREADS threads (default: online cores);
- * the three greedy token sequences must agree. */
+ * the four greedy token sequences must agree. */
 TEST(bench_decode_cpu_vs_gpu_tier) {
     const char *list = getenv("VIB3_CUDA_BENCH");
     if (!list || !*list) SKIP("set VIB3_CUDA_BENCH=\"name=model.vib3 ...\" (tests/cuda/device_run.sh does)");
@@ -409,7 +427,7 @@ TEST(bench_decode_cpu_vs_gpu_tier) {
     uint32_t warm = ws ? (uint32_t)atoi(ws) : 32;
     if (n == 0 || n > 400) n = 64;
     if (warm > 64) warm = 64;
-    static uint32_t ids[3][64 + 400];
+    static uint32_t ids[4][64 + 400];
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", list);
     printf("    | model | config | threads | decode tok/s | pages on GPU | GPU batches | promotions | VRAM slots |\n");
@@ -418,22 +436,27 @@ TEST(bench_decode_cpu_vs_gpu_tier) {
         char *eq = strchr(tok, '=');
         const char *name = tok, *path = eq ? eq + 1 : tok;
         if (eq) *eq = 0;
-        decode_run runs[3] = {{.backend = "mmap", .vram_budget = 1, .inject_after = -1, .threads = th, .warm = warm},
+        decode_run runs[4] = {{.backend = "mmap", .vram_budget = 1, .inject_after = -1, .threads = th, .warm = warm},
                               {.backend = "frames", .vram_budget = 1, .inject_after = -1, .threads = th, .warm = warm},
-                              {.backend = "frames", .vram_budget = 0, .inject_after = -1, .threads = th, .warm = warm}};
-        static const char *label[3] = {"CPU (mmap)", "CPU (frames, no VRAM pool)", "GPU tier (frames + VRAM)"};
-        for (int c = 0; c < 3; c++) {
+                              {.backend = "frames", .vram_budget = 0, .inject_after = -1, .threads = th, .warm = warm},
+                              {.backend = "mmap", .vram_budget = 0, .inject_after = -1, .threads = th, .warm = warm}};
+        static const char *label[4] = {"CPU (mmap)", "CPU (frames, no VRAM pool)", "GPU tier (frames + VRAM)",
+                                       "GPU tier (mmap + VRAM)"};
+        for (int c = 0; c < 4; c++) {
             if (!decode(path, &runs[c], n, ids[c])) return;
             printf("    | %s | %s | %u | %.2f | %llu | %llu | %llu | %llu |\n", name, label[c], th, runs[c].tok_s,
                    (unsigned long long)runs[c].vs.kernel_calls, (unsigned long long)runs[c].vs.batches,
                    (unsigned long long)runs[c].vs.promotions, (unsigned long long)runs[c].vs.slots_total);
             fflush(stdout);
         }
-        CHECK_MSG(runs[2].vs.kernel_calls > 0, "%s: no page ran on the GPU", name);
-        CHECK_EQ_U64(runs[2].vs.errors, 0);
+        for (int c = 2; c < 4; c++) {
+            CHECK_MSG(runs[c].vs.kernel_calls > 0, "%s, %s: no page ran on the GPU", name, label[c]);
+            CHECK_EQ_U64(runs[c].vs.errors, 0);
+        }
         for (uint32_t t = 0; t < warm + n; t++)
-            CHECK_MSG(ids[0][t] == ids[2][t] && ids[1][t] == ids[0][t], "%s: token %u: cpu %u, frames %u, gpu tier %u",
-                      name, t, ids[0][t], ids[1][t], ids[2][t]);
+            CHECK_MSG(ids[0][t] == ids[1][t] && ids[0][t] == ids[2][t] && ids[0][t] == ids[3][t],
+                      "%s: token %u: cpu %u, frames %u, gpu tier frames %u, mmap %u", name, t, ids[0][t], ids[1][t],
+                      ids[2][t], ids[3][t]);
     }
 }
 #endif
