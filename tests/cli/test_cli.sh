@@ -59,7 +59,7 @@ need = ["arch", "n_layers", "n_experts", "n_experts_per_tok", "n_shared_experts"
 missing = [k for k in need if k not in d]
 assert not missing, missing
 assert d["arch"] == "mixtral" and d["n_layers"] == 4 and d["n_experts"] == 8 and d["n_experts_per_tok"] == 2
-assert d["hidden_size"] == 192 and d["vocab_size"] == 4096 and d["quant"] == "q4_0"
+assert d["hidden_size"] == 192 and d["vocab_size"] == 4096 and d["quant"] in ("q4_0", "q4_k16"), d["quant"]  # --quant q4: the default INT4
 assert d["params_total"] == 9051840 and d["params_active"] == 3743424, (d["params_total"], d["params_active"])
 PY
     expect_rc 0 "info --verify" $V info "$T/tm.vib3" --verify
