@@ -53,8 +53,10 @@ echo "cpu: $NPROC cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 case " $STAGES " in *" build "*)
     say "build (make CUDA=1 BUILD=$BUILD -j$JOBS)"
     if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] || command -v nvcc >/dev/null 2>&1; then
+        # shellcheck disable=SC2086 # EXTRA_TESTS is a list
         make --no-print-directory CUDA=1 BUILD="$BUILD" -j"$JOBS" "$BUILD/vib3" "$BUILD/tests/cuda/test_cuda" \
-            "$BUILD/tests/cuda/test_cuda_emu" $EXTRA_TESTS "$BUILD/tools/gen_models" >"$BUILD.make.log" 2>&1 || { tail -n 30 "$BUILD.make.log"; echo "build FAILED"; exit 1; }
+            "$BUILD/tests/cuda/test_cuda_emu" $EXTRA_TESTS "$BUILD/tools/gen_models" >"$BUILD.make.log" 2>&1 ||
+            { tail -n 30 "$BUILD.make.log"; echo "build FAILED"; exit 1; }
         echo "built (log: $BUILD.make.log)"
     elif [ -x "$BUILD/vib3" ] && [ -x "$BUILD/tests/cuda/test_cuda" ]; then
         echo "no nvcc here: using the prebuilt $BUILD (carried from a machine with nvcc)"
@@ -123,13 +125,13 @@ case " $STAGES " in *" bench "*)
         for m in $list; do
             name=${m%%=*}; path=${m#*=}
             printf '%s, tier off: ' "$name"
-            CUDA_VISIBLE_DEVICES= VIB3_PAGES_BACKEND=frames VIB3_EXPERT_BUDGET=100% \
+            CUDA_VISIBLE_DEVICES='' VIB3_PAGES_BACKEND=frames VIB3_EXPERT_BUDGET=100% \
                 "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' || status=1
             printf '%s, tier on:  ' "$name"
             VIB3_PAGES_BACKEND=frames VIB3_EXPERT_BUDGET=100% \
                 "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' || status=1
             printf '%s, default backend, tier off: ' "$name"
-            CUDA_VISIBLE_DEVICES= "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' ||
+            CUDA_VISIBLE_DEVICES='' "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' ||
                 status=1
             printf '%s, default backend, tier on:  ' "$name"
             "$BUILD/vib3" bench "$path" -p 0 -n "$N_GEN" -r 3 -t "$THREADS" 2>&1 | grep '| tg' || status=1
