@@ -41,7 +41,7 @@ typedef struct klb_header {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: vib3 perplexity <model> --file text.txt [options]\n"
+            "usage: vib3 perplexity <model> --file text.txt [options]   (or -m/--model <model>, as llama-perplexity)\n"
             "  -f, --file PATH        text to score\n"
             "  -c, --ctx-size N       window length (default: 512, or the model's trained context if shorter)\n"
             "  --max-tokens N         use only the first N ids, BOS included (default 0 = all)\n"
@@ -88,7 +88,10 @@ int vib3_cmd_perplexity(int argc, char **argv, vib3_config *cfg) {
         else if (!strcmp(a, "--full-windows")) full = true;
         else if (!strcmp(a, "--kv-f16")) kv_f16 = true;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "-f")) || (v = vib3_cli_flag_value(argc, argv, &i, "--file"))) file = v;
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--save-logits"))) save = v;
+        else if ((v = vib3_cli_flag_value(argc, argv, &i, "-m")) || (v = vib3_cli_flag_value(argc, argv, &i, "--model"))) {
+            if (model) return vib3_cli_usage_error("perplexity", "two models: %s and %s", model, v);
+            model = v;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--save-logits"))) save = v;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "--kl-base"))) base = v;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "--max-tokens"))) {
             if (vib3_cli_parse_u64("perplexity", "--max-tokens", v, 0, UINT64_MAX, &max_tokens)) return 2;

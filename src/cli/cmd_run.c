@@ -85,7 +85,7 @@ static void on_sigint(int sig) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: vib3 run <model> [prompt] [options]   (after --, a prompt may start with '-')\n"
-            "  <model>                a .vib3 file, a model name in the store, or an alias / org/repo to pull\n"
+            "  <model>, -m, --model M a .vib3 file, a model name in the store, or an alias / org/repo to pull\n"
             "  -p, --prompt TEXT      prompt (also the first positional argument after the model)\n"
             "  -f, --file PATH        read the prompt from a file (default: stdin when it is not a terminal)\n"
             "  -n, --max-tokens N     tokens to generate (default -1 = until end of generation or a full context)\n"
@@ -146,7 +146,11 @@ static int parse_args(run_opts *o, int argc, char **argv, vib3_config *cfg) {
             o->prompt = v;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "-f")) || (v = vib3_cli_flag_value(argc, argv, &i, "--file")))
             o->file = v;
-        else if ((v = vib3_cli_flag_value(argc, argv, &i, "--trace")))
+        else if ((v = vib3_cli_flag_value(argc, argv, &i, "-m")) || (v = vib3_cli_flag_value(argc, argv, &i, "--model"))) {
+            if (o->model && o->prompt) return vib3_cli_usage_error("run", "two models: %s and %s", o->model, v);
+            if (o->model && !o->prompt) o->prompt = o->model; /* `run "prompt" -m M`: the positional was the prompt */
+            o->model = v;
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--trace")))
             o->trace = v;
         else if ((v = vib3_cli_flag_value(argc, argv, &i, "--system")) || (v = vib3_cli_flag_value(argc, argv, &i, "-sys")))
             o->system = v;

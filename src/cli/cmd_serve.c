@@ -21,7 +21,7 @@ static void on_signal(int sig) {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: vib3 serve <model> [options]\n"
+            "usage: vib3 serve <model> [options]   (or -m/--model <model>, as llama-server)\n"
             "OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions (\"stream\": true for SSE),\n"
             "GET /v1/models, GET /health, GET /metrics (Prometheus)\n"
             "  --host ADDR            listen address (default 127.0.0.1; 0.0.0.0 exposes it to the network)\n"
@@ -41,6 +41,11 @@ int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        }
+        if ((v = vib3_cli_flag_value(argc, argv, &i, "-m")) || (v = vib3_cli_flag_value(argc, argv, &i, "--model"))) {
+            if (model) return vib3_cli_usage_error("serve", "two models: %s and %s", model, v);
+            model = v;
+            continue;
         }
         if ((v = vib3_cli_flag_value(argc, argv, &i, "--alias"))) {
             alias = v;

@@ -103,6 +103,20 @@ done
 [ "$rc" = 1 ] && grep -q "none.vib3" "$T/err" && ok || { bad "run -- MODEL -PROMPT: exit $rc"; head -2 "$T/err"; }
 usage_error "unexpected argument 'three'" run -- "$M" two three
 
+# ---- llama.cpp's -m/--model ------------------------------------------------------------------
+for c in run serve perplexity; do
+    usage_error "option -m needs a value" $c -m
+    usage_error "option --model needs a value" $c --model
+done
+for a in "-m $M hello" "hello -m $M" "--model=$M -p hello"; do
+    # shellcheck disable=SC2086
+    "$V" run $a -n 1 >/dev/null 2>"$T/err" </dev/null; rc=$?
+    [ "$rc" = 1 ] && grep -q "none.vib3" "$T/err" && ok || { bad "run $a: exit $rc"; head -2 "$T/err"; }
+done
+usage_error "two models" run a -m b -m c
+"$V" perplexity -m "$M" -f x >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" = 1 ] && grep -q "none.vib3" "$T/err" && ok || { bad "perplexity -m: exit $rc"; head -2 "$T/err"; }
+
 # ---- settings of other commands are refused, not ignored ----------------------------------
 usage_error "unknown option --port" run "$M" hello --port 9
 usage_error "unknown option --page-neurons" run "$M" hello --page-neurons 64
