@@ -95,7 +95,7 @@ static void usage(FILE *out) {
             "  --min-p P              0..1 (default 0.05; 0 = off)\n"
             "  --repeat-penalty R     (0, 10] (default 1.0 = off)\n"
             "  --repeat-last-n N      ids the penalty looks back over (default 64; -1 = the whole context)\n"
-            "  --seed N               sampling seed: same seed, same tokens (default -1 = random, as llama.cpp)\n"
+            "  -s, --seed N           sampling seed: same seed, same tokens (default -1 = random, as llama.cpp)\n"
             "  --chat                 use the model's chat template (default when it has one)\n"
             "  --raw, --no-chat       encode the prompt as plain text\n"
             "  -sys, --system TEXT    system message for the chat template\n"
@@ -173,7 +173,7 @@ static int parse_args(run_opts *o, int argc, char **argv, vib3_config *cfg) {
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--repeat-last-n"))) {
             if (vib3_cli_parse_i64("run", "--repeat-last-n", v, -1, UINT32_MAX, &n)) return 2;
             o->sp.repeat_last_n = n < 0 ? UINT32_MAX : (uint32_t)n;
-        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--seed"))) {
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--seed")) || (v = vib3_cli_flag_value(argc, argv, &i, "-s"))) {
             if (!strcmp(v, "-1")) seed_set = false; /* llama.cpp's "random" */
             else if (vib3_cli_parse_u64("run", "--seed", v, 0, UINT64_MAX, &o->sp.seed)) return 2;
             else seed_set = true;
@@ -182,6 +182,9 @@ static int parse_args(run_opts *o, int argc, char **argv, vib3_config *cfg) {
         } else if (a[0] == '-' && a[1]) {
             int r = vib3_cli_settings_flag(cfg, argc, argv, &i, "run", RUN_SETTINGS);
             if (r < 0) return 2;
+            if (r == 0 && (!strcmp(a, "-ngl") || !strncmp(a, "--n-gpu-layers", 14) || !strncmp(a, "--gpu-layers", 12)))
+                return vib3_cli_usage_error("run", "unknown option %s: vib3 keeps the hottest expert pages in VRAM "
+                                                   "by --vram-budget (CUDA builds), not by layers", a);
             if (r == 0) return vib3_cli_usage_error("run", "unknown option %s", a);
         } else if (!o->model) o->model = a;
         else if (!o->prompt) o->prompt = a;

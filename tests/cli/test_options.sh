@@ -25,7 +25,7 @@ usage_error() {
 
 # ---- an option given last, without its value -------------------------------------------
 for o in -p --prompt -f --file --trace --system -sys -n --max-tokens --n-predict --temp --temperature \
-         --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed -t --threads -c --ctx-size \
+         --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed -s -t --threads -c --ctx-size \
          -b --batch-size --ram-budget --vram-budget --arena-bytes-max --evict --prefetch --io-uring \
          --io-queue-depth --home; do
     usage_error "option $o needs a value" run "$M" hello "$o"
@@ -114,6 +114,7 @@ for a in "-m $M hello" "hello -m $M" "--model=$M -p hello"; do
     [ "$rc" = 1 ] && grep -q "none.vib3" "$T/err" && ok || { bad "run $a: exit $rc"; head -2 "$T/err"; }
 done
 usage_error "two models" run a -m b -m c
+usage_error "unknown option -ngl: .*--vram-budget" run "$M" hello -ngl 99
 "$V" perplexity -m "$M" -f x >/dev/null 2>"$T/err"; rc=$?
 [ "$rc" = 1 ] && grep -q "none.vib3" "$T/err" && ok || { bad "perplexity -m: exit $rc"; head -2 "$T/err"; }
 
