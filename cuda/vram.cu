@@ -29,7 +29,7 @@
 // one thread's decode batch (vram.h): its own stream and buffers, so threads run batches concurrently
 struct vib3_vram_batch {
     vib3_vram *v;
-    int ready;               // buffers allocated (on the thread's first batch)
+    int ready;               // buffers allocated (at open, for every thread)
     cudaStream_t stream;
     uint32_t n, hidden, neurons, k_max;
     uint64_t page[PK_BATCH_MAX];
@@ -80,6 +80,8 @@ static void disable_locked(vib3_vram *v, cudaError_t e, const char *what) {
              cudaGetErrorName(e));
     fprintf(stderr, "vib3: %s; VRAM tier disabled, the CPU computes every page from now on\n", v->st.last_error);
 }
+
+static int batch_alloc_locked(vib3_vram *v, vib3_vram_batch *b);
 
 extern "C" int vib3_cuda_device_count(void) {
     int n = 0;
@@ -161,6 +163,25 @@ extern "C" vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint6
             vib3_vram_close(v);
             return cuda_fail(e, "events");
         }
+    }
+    // everything the token path needs, now: every thread's batch buffers and the kernels' module
+    // (CUDA loads modules lazily on first launch), so decoding allocates nothing on the host
+    for (uint32_t t = 0; t < VIB3_VRAM_BATCH_THREADS; t++)
+        if (!batch_alloc_locked(v, &v->batch[t])) {
+            vib3_err rc = vib3_err_set(VIB3_ERR_IO, "cuda: allocating the decode batches: %s", v->st.last_error);
+            vib3_vram_close(v);
+            return rc;
+        }
+    cudaFuncAttributes fa;
+    if ((e = cudaFuncGetAttributes(&fa, k_gate_up)) != cudaSuccess ||
+        (e = cudaFuncGetAttributes(&fa, k_quant_q8)) != cudaSuccess ||
+        (e = cudaFuncGetAttributes(&fa, k_down)) != cudaSuccess ||
+        (e = cudaFuncGetAttributes(&fa, k_batch_gate_up)) != cudaSuccess ||
+        (e = cudaFuncGetAttributes(&fa, k_batch_quant_q8)) != cudaSuccess ||
+        (e = cudaFuncGetAttributes(&fa, k_batch_down)) != cudaSuccess) {
+        cudaGetLastError();
+        vib3_vram_close(v);
+        return cuda_fail(e, "loading the page kernels");
     }
     v->st.slots_total = v->n_slots;
     *out = v;
@@ -436,7 +457,7 @@ extern "C" vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread,
     if (!v || thread >= VIB3_VRAM_BATCH_THREADS || hidden == 0 || hidden % QBLOCK) return NULL;
     vib3_vram_batch *b = &v->batch[thread];
     pthread_mutex_lock(&v->mu);
-    int ok = !v->disabled && hidden <= v->max_hidden && (b->ready || batch_alloc_locked(v, b));
+    int ok = !v->disabled && hidden <= v->max_hidden && b->ready;
     pthread_mutex_unlock(&v->mu);
     if (!ok) return NULL;
     b->n = b->neurons = b->k_max = 0;

@@ -93,9 +93,11 @@ void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s);
  *                                                   caller computes the listed pages on the CPU
  *   vib3_vram_batch_count / _page                   the listed pages (for that fall-back)
  * run must follow every begin that added pages (it releases the slots). One batch per thread at a
- * time; batches of different threads run concurrently. */
+ * time; batches of different threads run concurrently. Every thread's buffers (~0.7 MB of VRAM
+ * each) and the kernels are set up by vib3_vram_open, so decoding allocates no host memory of ours
+ * (what the CUDA driver does inside copies and launches is not under our control). */
 #define VIB3_VRAM_BATCH_THREADS 64u
-#define VIB3_VRAM_BATCH_NEURONS (1u << 18) /* activations per batch (sum of the pages' k) */
+#define VIB3_VRAM_BATCH_NEURONS (1u << 17) /* activations per batch (sum of the pages' k) */
 typedef struct vib3_vram_batch vib3_vram_batch;
 vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread, uint32_t hidden);
 int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t n_neurons, float weight);
