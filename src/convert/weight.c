@@ -227,6 +227,12 @@ static void decode_mla_kv_b(const vib3_weight *w, uint64_t row, uint64_t col0, u
             vib3_sdtype_decode(k->dtype, p + j * bb, 1, out + i);
             continue;
         }
+        if (k->dtype == VIB3_S_Q8_0) { /* one element of a block: d * q, as vib3_dequantize_q8_0 computes it */
+            vib3_block_q8_0 b;
+            memcpy(&b, p + (j / blk) * bb, sizeof b);
+            out[i] = vib3_cvt_f16_to_f32(b.d) * (float)b.qs[j % blk];
+            continue;
+        }
         vib3_sdtype_decode(k->dtype, p + (j / blk) * bb, blk, tmp);
         out[i] = tmp[j % blk];
     }
