@@ -35,6 +35,7 @@ struct vib3_vram_batch {
     uint64_t page[PK_BATCH_MAX];
     uint32_t slot[PK_BATCH_MAX];
     pk_item *h_items, *d_items; // page-locked host list, device copy
+    uint8_t *h_x;            // page-locked copy of x (an asynchronous copy needs no driver staging)
     uint8_t *d_x, *d_actq;
     float *d_act, *d_out, *h_out;
 };
@@ -59,6 +60,7 @@ struct vib3_vram {
     uint8_t *d_x, *d_actq;   // device Q8_0 blocks: x (max_hidden), activations (max_neurons)
     float *d_act, *d_out;    // device: activations (max_neurons), page output (max_hidden)
     float *h_out;            // page-locked host copy of d_out
+    uint8_t *h_x;            // page-locked copy of x
     uint32_t max_hidden, max_neurons;
     void *registered;
     int disabled, inject;
@@ -152,7 +154,8 @@ extern "C" vib3_err vib3_vram_open(vib3_vram **out, uint64_t budget_bytes, uint6
         (e = cudaMalloc((void **)&v->d_actq, (size_t)max_neurons / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess ||
         (e = cudaMalloc((void **)&v->d_out, max_hidden * sizeof(float))) != cudaSuccess ||
         (e = cudaMalloc((void **)&v->d_act, max_neurons * sizeof(float))) != cudaSuccess ||
-        (e = cudaMallocHost((void **)&v->h_out, max_hidden * sizeof(float))) != cudaSuccess) {
+        (e = cudaMallocHost((void **)&v->h_out, max_hidden * sizeof(float))) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&v->h_x, (size_t)max_hidden / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess) {
         cudaGetLastError();
         vib3_vram_close(v);
         return cuda_fail(e, "allocating the vram pool");
@@ -201,6 +204,7 @@ extern "C" void vib3_vram_close(vib3_vram *v) {
     cudaFree(v->d_out);
     cudaFree(v->d_act);
     if (v->h_out) cudaFreeHost(v->h_out);
+    if (v->h_x) cudaFreeHost(v->h_x);
     if (v->stream) cudaStreamDestroy(v->stream);
     for (uint32_t t = 0; t < VIB3_VRAM_BATCH_THREADS; t++) {
         vib3_vram_batch *b = &v->batch[t];
@@ -213,6 +217,7 @@ extern "C" void vib3_vram_close(vib3_vram *v) {
         cudaFree(b->d_out);
         cudaFreeHost(b->h_items);
         cudaFreeHost(b->h_out);
+        cudaFreeHost(b->h_x);
         cudaStreamDestroy(b->stream);
     }
     cudaGetLastError();
@@ -373,7 +378,8 @@ static int page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_
         what = "page ffn: cudaSetDevice";
         goto fail;
     }
-    if ((e = cudaMemcpyAsync(v->d_x, xq, (size_t)hidden / QBLOCK * Q8_BLOCK_BYTES, cudaMemcpyHostToDevice,
+    memcpy(v->h_x, xq, (size_t)hidden / QBLOCK * Q8_BLOCK_BYTES);
+    if ((e = cudaMemcpyAsync(v->d_x, v->h_x, (size_t)hidden / QBLOCK * Q8_BLOCK_BYTES, cudaMemcpyHostToDevice,
                              v->stream)) != cudaSuccess)
         goto fail;
     {
@@ -445,7 +451,8 @@ static int batch_alloc_locked(vib3_vram *v, vib3_vram_batch *b) {
         (e = cudaMalloc((void **)&b->d_actq, VIB3_VRAM_BATCH_NEURONS / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess ||
         (e = cudaMalloc((void **)&b->d_out, v->max_hidden * sizeof(float))) != cudaSuccess ||
         (e = cudaMallocHost((void **)&b->h_items, PK_BATCH_MAX * sizeof(pk_item))) != cudaSuccess ||
-        (e = cudaMallocHost((void **)&b->h_out, v->max_hidden * sizeof(float))) != cudaSuccess)
+        (e = cudaMallocHost((void **)&b->h_out, v->max_hidden * sizeof(float))) != cudaSuccess ||
+        (e = cudaMallocHost((void **)&b->h_x, (size_t)v->max_hidden / QBLOCK * Q8_BLOCK_BYTES)) != cudaSuccess)
         goto fail;
     return 1;
 fail:
@@ -503,10 +510,11 @@ extern "C" int vib3_vram_batch_run(vib3_vram_batch *b, const void *xq, float *ou
     const uint32_t h = b->hidden;
     if ((e = cudaSetDevice(v->device)) != cudaSuccess) goto done;
     what = "batch: input copies";
+    memcpy(b->h_x, xq, (size_t)h / QBLOCK * Q8_BLOCK_BYTES);
     if ((e = cudaMemcpyAsync(b->d_items, b->h_items, b->n * sizeof(pk_item), cudaMemcpyHostToDevice, b->stream)) !=
             cudaSuccess ||
-        (e = cudaMemcpyAsync(b->d_x, xq, (size_t)h / QBLOCK * Q8_BLOCK_BYTES, cudaMemcpyHostToDevice, b->stream)) !=
-            cudaSuccess)
+        (e = cudaMemcpyAsync(b->d_x, b->h_x, (size_t)h / QBLOCK * Q8_BLOCK_BYTES, cudaMemcpyHostToDevice,
+                             b->stream)) != cudaSuccess)
         goto done;
     k_batch_gate_up<<<dim3(pk_grid_gate_up(b->k_max), b->n), PK_THREADS, pk_smem_gate_up(h), b->stream>>>(
         b->d_items, h, b->d_x, b->d_act);
