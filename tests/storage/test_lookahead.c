@@ -8,7 +8,9 @@
  *   - the mass threshold takes k experts when the router is sure and more
  *     when it is not;
  *   - a hint for a resident page protects it until its layer is routed;
- *   - faults are split into late / lost / unpredicted and the parts add up.
+ *   - faults are split into late / lost / unpredicted and the parts add up;
+ *   - prefetched pages never used, whose layer was routed elsewhere, are the
+ *     first victims.
  * A regression in any of these makes a CHECK fail (no timing involved:
  * reads are waited for with vib3_pages_resident). */
 #include <unistd.h>
