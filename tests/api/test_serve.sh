@@ -5,7 +5,7 @@
 # body, invalid UTF-8, a client sending one byte at a time, abrupt
 # disconnects), a full queue, and a bounded load run with flat memory.
 BUILD=${BUILD:-build}
-V=$(pwd)/$BUILD/vib3
+case $BUILD in /*) V=$BUILD/vib3 ;; *) V=$(pwd)/$BUILD/vib3 ;; esac   # BUILD may be absolute
 T=$(mktemp -d)
 pass=0; fail=0; skip=0
 ok()  { pass=$((pass + 1)); }
