@@ -8,43 +8,44 @@ ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 expect_rc() { # expected-rc description command...
     want=$1; what=$2; shift 2
-    "$@" >/tmp/vib3-cli.out 2>/tmp/vib3-cli.err; rc=$?
-    [ "$rc" = "$want" ] && ok || { bad "$what: exit $rc, wanted $want"; head -3 /tmp/vib3-cli.err; }
+    "$@" >"$OUT" 2>"$ERR"; rc=$?
+    [ "$rc" = "$want" ] && ok || { bad "$what: exit $rc, wanted $want"; head -3 "$ERR"; }
 }
 T=$(mktemp -d)
-trap 'rm -rf "$T" /tmp/vib3-cli.out /tmp/vib3-cli.err' EXIT
+trap 'rm -rf "$T"' EXIT
+OUT="$T/cli.out"; ERR="$T/cli.err"   # per run: parallel runs of this script must not share them
 export VIB3_HOME="$T/home"
 
 expect_rc 2 "no command" $V
 expect_rc 0 "--help" $V --help
 expect_rc 0 "--version" $V --version
 expect_rc 2 "unknown command" $V frobnicate
-grep -q "unknown command" /tmp/vib3-cli.err && ok || bad "unknown command message"
+grep -q "unknown command" "$ERR" && ok || bad "unknown command message"
 # Ollama's habits: `vib3 help <command>`, `vib3 ls`, `vib3 show <model>`; a typo gets a suggestion
 expect_rc 0 "help run" $V help run
-grep -q "usage: vib3 run" /tmp/vib3-cli.out && ok || bad "help run does not print run's usage"
+grep -q "usage: vib3 run" "$OUT" && ok || bad "help run does not print run's usage"
 expect_rc 2 "help of an unknown command" $V help frobnicate
 expect_rc 2 "a typo" $V rnu
-grep -q "did you mean 'run'" /tmp/vib3-cli.err && ok || bad "no suggestion for 'rnu'"
+grep -q "did you mean 'run'" "$ERR" && ok || bad "no suggestion for 'rnu'"
 expect_rc 2 "a typo" $V perplexty
-grep -q "did you mean 'perplexity'" /tmp/vib3-cli.err && ok || bad "no suggestion for 'perplexty'"
+grep -q "did you mean 'perplexity'" "$ERR" && ok || bad "no suggestion for 'perplexty'"
 expect_rc 0 "ls" $V ls --json
 expect_rc 2 "show without a model" $V show
 for c in pull run serve convert list rm info hw bench perplexity; do
     expect_rc 0 "$c --help" $V $c --help
-    [ -s /tmp/vib3-cli.out ] && ok || bad "$c --help printed nothing on stdout"
+    [ -s "$OUT" ] && ok || bad "$c --help printed nothing on stdout"
 done
 expect_rc 2 "info without model" $V info
 expect_rc 1 "info on a missing model" $V info /nonexistent.vib3
-grep -q "nonexistent.vib3" /tmp/vib3-cli.err && ok || bad "info error names the file"
+grep -q "nonexistent.vib3" "$ERR" && ok || bad "info error names the file"
 expect_rc 2 "bad flag value" $V info x --ram-budget lots
 # info never downloads (as `ollama show`): a repository not in the store says how to pull it
 HF_ENDPOINT=http://127.0.0.1:9 expect_rc 1 "info of a repository not pulled" $V info some-org/some-model
-grep -q "vib3 pull some-org/some-model" /tmp/vib3-cli.err && ! grep -qi "pulling\|cannot reach" /tmp/vib3-cli.err && ok ||
-    { bad "info tried to pull, or did not say how"; cat /tmp/vib3-cli.err; }
+grep -q "vib3 pull some-org/some-model" "$ERR" && ! grep -qi "pulling\|cannot reach" "$ERR" && ok ||
+    { bad "info tried to pull, or did not say how"; cat "$ERR"; }
 echo "not a model" > "$T/bad.vib3"
 expect_rc 1 "info on a non-vib3 file" $V info "$T/bad.vib3"
-grep -q "too small\|not a .vib3" /tmp/vib3-cli.err && ok || bad "info says why the file is bad"
+grep -q "too small\|not a .vib3" "$ERR" && ok || bad "info says why the file is bad"
 
 M=models/tinymix-brown
 if [ -f $M/model.safetensors ]; then
@@ -53,7 +54,7 @@ if [ -f $M/model.safetensors ]; then
     expect_rc 0 "info --json" $V info "$T/tm.vib3" --json
     python3 - "$T" <<'PY' && ok || bad "info --json fields"
 import json, sys
-d = json.load(open("/tmp/vib3-cli.out"))
+d = json.load(open(sys.argv[1] + "/cli.out"))
 need = ["arch", "n_layers", "n_experts", "n_experts_per_tok", "n_shared_experts", "hidden_size", "vocab_size",
         "params_total", "params_active", "quant", "n_pages", "page_bytes"]
 missing = [k for k in need if k not in d]
@@ -64,7 +65,7 @@ assert d["params_total"] == 9051840 and d["params_active"] == 3743424, (d["param
 PY
     expect_rc 0 "info --verify" $V info "$T/tm.vib3" --verify
     expect_rc 0 "info with a tiny budget" $V info "$T/tm.vib3" --ram-budget 4M --json
-    python3 -c "import json; d=json.load(open('/tmp/vib3-cli.out')); assert d['fit']['pages_on_disk'] > 0" && ok || bad "tiny budget leaves pages on disk"
+    python3 -c "import json; d=json.load(open('$OUT')); assert d['fit']['pages_on_disk'] > 0" && ok || bad "tiny budget leaves pages on disk"
     # info sizes the KV cache for the context run opens with (the trained one, at most 4096),
     # and run warns, as llama.cpp does, when -c goes past the trained context
     mkdir -p "$T/long"
@@ -73,18 +74,18 @@ PY
     python3 -c "import json,sys; c=json.load(open('$M/config.json')); c['max_position_embeddings']=32768; json.dump(c, open('$T/long/config.json','w'))"
     expect_rc 0 "convert a long-context variant" $V convert "$T/long" -o "$T/long.vib3" --no-calib -q
     expect_rc 0 "info --json of it" $V info "$T/long.vib3" --json
-    info_ctx=$(python3 -c "import json; print(json.load(open('/tmp/vib3-cli.out'))['fit']['ctx_size'])")
+    info_ctx=$(python3 -c "import json; print(json.load(open('$OUT'))['fit']['ctx_size'])")
     expect_rc 0 "run --json of it" $V run "$T/long.vib3" hello -n 1 --json
-    run_ctx=$(python3 -c "import json; print(json.load(open('/tmp/vib3-cli.out'))['stats']['ctx_size'])")
+    run_ctx=$(python3 -c "import json; print(json.load(open('$OUT'))['stats']['ctx_size'])")
     [ "$info_ctx" = "$run_ctx" ] && [ "$run_ctx" = 4096 ] && ok || bad "info fit for ctx $info_ctx, run opens $run_ctx (want 4096)"
     expect_rc 0 "run -c past the trained context" $V run "$T/tm.vib3" hello -n 1 -c 512
-    grep -q "warning: context 512 is longer than the 256 positions" /tmp/vib3-cli.err && ok || bad "no trained-context warning"
+    grep -q "warning: context 512 is longer than the 256 positions" "$ERR" && ok || bad "no trained-context warning"
     expect_rc 0 "run -c within it" $V run "$T/tm.vib3" hello -n 1 -c 128
-    ! grep -q "warning" /tmp/vib3-cli.err && ok || bad "warning within the trained context"
+    ! grep -q "warning" "$ERR" && ok || bad "warning within the trained context"
     # -i with a prompt: the prompt is the first turn (llama.cpp's -i -p), then stdin
-    printf 'second turn\n/exit\n' | $V run "$T/tm.vib3" -i "first turn" -n 2 >/tmp/vib3-cli.out 2>/tmp/vib3-cli.err
-    grep -q "^> first turn" /tmp/vib3-cli.out && [ "$(grep -c '^> ' /tmp/vib3-cli.out)" -ge 2 ] && ok ||
-        { bad "run -i PROMPT did not start with the prompt"; head -5 /tmp/vib3-cli.out; }
+    printf 'second turn\n/exit\n' | $V run "$T/tm.vib3" -i "first turn" -n 2 >"$OUT" 2>"$ERR"
+    grep -q "^> first turn" "$OUT" && [ "$(grep -c '^> ' "$OUT")" -ge 2 ] && ok ||
+        { bad "run -i PROMPT did not start with the prompt"; head -5 "$OUT"; }
     # --output naming a directory puts <model name>.vib3 in it (was: a failed rename after the whole conversion)
     mkdir -p "$T/outdir"
     expect_rc 0 "convert into a directory" $V convert $M -o "$T/outdir" --no-calib -q
