@@ -12,8 +12,13 @@
  * tokenizer the prompt is ids 1 + (i * 37) % vocab.
  * --record-routing FILE writes the routed experts of every MoE layer call;
  * --oracle FILE [--oracle-depth D] replays such a record as perfect hints D
- * layer calls ahead (a study of how early a prediction must arrive). */
+ * layer calls ahead (a study of how early a prediction must arrive).
+ * --study-layer0 K scores a logit-lens guess of the next token's layer-0
+ * experts; --hint-next-token D hints the text's next token's layer-0 experts
+ * (from a per-token table) D layers before the end of each token (--teacher;
+ * studies, see docs/bench/storage.md). */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +28,7 @@
 #include "runtime/engine.h"
 #include "runtime/tokenizer.h"
 #include "storage/pages.h"
+#include "simd/simd.h"
 
 static uint32_t prompt_ids[8192];
 
@@ -40,7 +46,162 @@ static struct {
     int recording, oracle, skip_first;
 } W;
 
+/* --study-layer0 K: how well could layer 0 of the next token be predicted
+ * during the current one? At the last layer a logit lens (final norm + LM
+ * head on the last layer's normalised input, re-weighted as the look-ahead
+ * does) gives K candidate tokens; a per-token table (router 0 on each token's
+ * normalised embedding: the attention is ignored) maps them to experts; the
+ * guess (the 3 experts with the most lens probability) is scored at the next
+ * token's layer-0 routing, beside the table's answer for the true token
+ * (the best a token-known predictor without attention can do). Study only:
+ * nothing is hinted, and the LM head costs a full mat-vec per token. */
+typedef struct study_t {
+    uint32_t K, vocab, hidden, E, L;
+    const vib3_tensor_entry *emb, *out, *out_norm, *norm0, *normL, *router0;
+    uint8_t *table;        /* (vocab, E): 1 for the token's top-k experts at layer 0 */
+    float *logits, *z, *row, *votes;
+    uint8_t guess[256];
+    int have_guess;
+    uint32_t cur_token;
+    uint64_t lens_pred, lens_ok, routed, table_pred, table_ok, top1_hits, tokens;
+    int hint_next;         /* --hint-next-token D: D layers before the end of each token, hint layer 0's
+                            * table experts for the next token of the text (known ahead only in prompt
+                            * processing / with draft tokens) */
+    uint32_t next_token;   /* the text's token after the one being decoded (UINT32_MAX: none) */
+} study_t;
+static study_t S;
+
+static int tensor_row(const vib3_file *f, const vib3_tensor_entry *t, uint64_t r, uint32_t n, float *out) {
+    const uint8_t *base = vib3_file_tensor_data(f, t);
+    uint64_t rb = vib3_dtype_row_bytes((vib3_dtype)t->dtype, n);
+    if (!base || !rb) return 0;
+    const uint8_t *w = base + r * rb;
+    switch (t->dtype) {
+    case VIB3_DTYPE_F32: memcpy(out, w, n * sizeof(float)); return 1;
+    case VIB3_DTYPE_F16: for (uint32_t i = 0; i < n; i++) out[i] = vib3_f16_to_f32(((const uint16_t *)w)[i]); return 1;
+    case VIB3_DTYPE_Q8_0: {
+        const vib3_block_q8_0 *b = (const vib3_block_q8_0 *)w;
+        for (uint32_t j = 0; j < n / 32; j++)
+            for (uint32_t i = 0; i < 32; i++) out[j * 32 + i] = vib3_f16_to_f32(b[j].d) * (float)b[j].qs[i];
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
+static int study_open(const vib3_file *f, uint32_t K) {
+    const vib3_model_config *c = f->config;
+    char name[64];
+    S.K = K, S.vocab = c->vocab_size, S.hidden = c->hidden_size, S.E = c->n_experts, S.L = c->n_layers;
+    S.emb = vib3_file_find_tensor(f, "token_embd.weight");
+    S.out = vib3_file_find_tensor(f, "output.weight");
+    S.out_norm = vib3_file_find_tensor(f, "output_norm.weight");
+    S.norm0 = vib3_file_find_tensor(f, "blk.0.ffn_norm.weight");
+    snprintf(name, sizeof name, "blk.%u.ffn_norm.weight", S.L - 1);
+    S.normL = vib3_file_find_tensor(f, name);
+    S.router0 = vib3_file_find_tensor(f, "blk.0.ffn_gate_inp.weight");
+    if (!S.emb || !S.out || !S.out_norm || !S.norm0 || !S.normL || !S.router0 || S.E > 256 || !S.E) return 0;
+    uint32_t h = S.hidden, E = S.E;
+    S.table = calloc((size_t)S.vocab * E, 1);
+    S.logits = malloc((size_t)S.vocab * sizeof(float));
+    S.z = malloc(h * sizeof(float));
+    S.row = malloc(h * sizeof(float));
+    S.votes = malloc(E * sizeof(float));
+    float *w0 = malloc(h * sizeof(float)), *r0 = malloc((size_t)E * h * sizeof(float)), *sc = malloc(E * sizeof(float));
+    if (!S.table || !S.logits || !S.z || !S.row || !S.votes || !w0 || !r0 || !sc || !tensor_row(f, S.norm0, 0, h, w0)) return 0;
+    for (uint32_t e = 0; e < E; e++)
+        if (!tensor_row(f, S.router0, e, h, r0 + (size_t)e * h)) return 0;
+    for (uint32_t v = 0; v < S.vocab; v++) {
+        if (!tensor_row(f, S.emb, v, h, S.row)) return 0;
+        double ss = 0;
+        for (uint32_t i = 0; i < h; i++) ss += (double)S.row[i] * S.row[i];
+        float inv = (float)(1.0 / sqrt(ss / h + 1e-5));
+        for (uint32_t e = 0; e < E; e++) {
+            float d = 0;
+            for (uint32_t i = 0; i < h; i++) d += r0[(size_t)e * h + i] * S.row[i] * inv * w0[i];
+            sc[e] = d;
+        }
+        for (uint32_t t = 0; t < 2 && t < E; t++) { /* top-2 (k) of the table */
+            uint32_t best = UINT32_MAX;
+            for (uint32_t e = 0; e < E; e++)
+                if (!S.table[(size_t)v * E + e] && (best == UINT32_MAX || sc[e] > sc[best])) best = e;
+            S.table[(size_t)v * E + best] = 1;
+        }
+    }
+    free(w0), free(r0), free(sc);
+    return 1;
+}
+
+static void study_hook(const vib3_file *f, uint32_t layer, const float *x, const int32_t *experts, uint32_t k) {
+    uint32_t h = S.hidden, E = S.E;
+    if (layer == 0) {
+        uint8_t routed[256] = {0};
+        uint64_t nr = 0;
+        for (uint32_t j = 0; j < k; j++)
+            if (experts[j] >= 0 && (uint32_t)experts[j] < E && !routed[experts[j]]) routed[experts[j]] = 1, nr++;
+        if (S.have_guess) {
+            for (uint32_t e = 0; e < E; e++) {
+                S.lens_pred += S.guess[e];
+                S.lens_ok += S.guess[e] && routed[e];
+                S.table_pred += S.table[(size_t)S.cur_token * E + e];
+                S.table_ok += S.table[(size_t)S.cur_token * E + e] && routed[e];
+            }
+            S.routed += nr;
+        }
+        S.have_guess = 0;
+        return;
+    }
+    if (layer + 1 != S.L) return;
+    float *wl = S.row, *wo = S.z;
+    if (!tensor_row(f, S.normL, 0, h, wl)) return;
+    float zz[4096];
+    if (h > 4096 || !tensor_row(f, S.out_norm, 0, h, wo)) return;
+    for (uint32_t i = 0; i < h; i++) zz[i] = fabsf(wl[i]) > 1e-12f ? x[i] / wl[i] * wo[i] : 0.0f;
+    float mx = -1e30f;
+    for (uint32_t v = 0; v < S.vocab; v++) {
+        if (!tensor_row(f, S.out, v, h, S.row)) return;
+        float d = 0;
+        for (uint32_t i = 0; i < h; i++) d += S.row[i] * zz[i];
+        S.logits[v] = d;
+        if (d > mx) mx = d;
+    }
+    double zsum = 0;
+    for (uint32_t v = 0; v < S.vocab; v++) zsum += exp(S.logits[v] - mx);
+    memset(S.votes, 0, E * sizeof(float));
+    uint32_t top1 = 0;
+    for (uint32_t t = 0; t < S.K; t++) { /* K best tokens by repeated max (K is small) */
+        uint32_t best = UINT32_MAX;
+        for (uint32_t v = 0; v < S.vocab; v++)
+            if (S.logits[v] > -1e29f && (best == UINT32_MAX || S.logits[v] > S.logits[best])) best = v;
+        if (best == UINT32_MAX) break;
+        if (t == 0) top1 = best;
+        float pr = (float)(exp(S.logits[best] - mx) / zsum);
+        for (uint32_t e = 0; e < E; e++)
+            if (S.table[(size_t)best * E + e]) S.votes[e] += pr;
+        S.logits[best] = -1e30f;
+    }
+    memset(S.guess, 0, sizeof S.guess);
+    for (uint32_t t = 0; t < 3 && t < E; t++) {
+        uint32_t best = UINT32_MAX;
+        for (uint32_t e = 0; e < E; e++)
+            if (!S.guess[e] && S.votes[e] > 0 && (best == UINT32_MAX || S.votes[e] > S.votes[best])) best = e;
+        if (best != UINT32_MAX) S.guess[best] = 1;
+    }
+    S.have_guess = 1;
+    S.tokens++;
+    S.top1_hits += 0 * top1; /* the true next token is scored in the decode loop */
+    S.cur_token = top1;      /* replaced by the true token before the next decode */
+}
+
 static void wrap_hook(void *ctx, uint32_t layer, const float *x, uint32_t n_rows, const int32_t *experts, uint32_t k) {
+    if (S.K && n_rows == 1) study_hook(W.file, layer, x, experts, k);
+    if (S.hint_next && n_rows == 1 && layer + (uint32_t)S.hint_next == S.L && S.next_token < S.vocab) {
+        vib3_prefetcher_moe_hook(W.pf, layer, x, n_rows, experts, k); /* fetch + expire first */
+        for (uint32_t e = 0; e < S.E; e++)
+            if (S.table[(size_t)S.next_token * S.E + e])
+                vib3_pages_prefetch_slot(W.pages, 0, vib3_file_slot(W.file, VIB3_PAGE_ROUTED, e));
+        return;
+    }
     (void)ctx;
     /* the predictor first: it fetches this layer and expires this layer's stale hints */
     vib3_prefetcher_moe_hook(W.pf, layer, x, n_rows, experts, k);
@@ -95,6 +256,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--oracle")) oracle = argv[++i];
         else if (!strcmp(a, "--oracle-depth")) W.depth = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(a, "--oracle-skip-first")) W.skip_first = atoi(argv[++i]);
+        else if (!strcmp(a, "--study-layer0")) S.K = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(a, "--hint-next-token")) S.hint_next = atoi(argv[++i]);
         else if (!strcmp(a, "--expert-budget")) setenv("VIB3_EXPERT_BUDGET", argv[++i], 1);
         else if (!strncmp(a, "--", 2) && vib3_config_has_key(a + 2)) {
             if (vib3_config_set(&cfg, a + 2, argv[++i])) {
@@ -132,7 +295,11 @@ int main(int argc, char **argv) {
     }
     /* with --prefetch none the hook only measures the predictors' accuracy */
     vib3_engine_set_moe_hook(e, vib3_prefetcher_moe_hook, pf);
-    if (record || oracle) {
+    if ((S.K || S.hint_next) && !study_open(vib3_engine_file(e), S.K)) {
+        fprintf(stderr, "storage_run: --study-layer0: tensors missing or unsupported dtype\n");
+        return 1;
+    }
+    if (record || oracle || S.K || S.hint_next) {
         W.pf = pf;
         W.pages = pages;
         W.file = vib3_engine_file(e);
@@ -191,10 +358,16 @@ int main(int argc, char **argv) {
     if (teacher) {
         /* the prompt one token at a time (decode's access pattern on real text);
          * the "generated" ids are the greedy predictions of the next token */
+        S.next_token = n_prompt > 1 ? prompt_ids[1] : UINT32_MAX;
         rc = vib3_seq_prefill(s, prompt_ids, 1, NULL);
         t1 = vib3_now_ns();
         for (size_t i = 1; rc == VIB3_OK && i < n_prompt && n_out < 65536; i++) {
             out[n_out++] = vib3_argmax(vib3_seq_logits(s), vocab);
+            if (S.K) {
+                S.top1_hits += S.cur_token == prompt_ids[i]; /* lens top-1 was the true next token */
+                S.cur_token = prompt_ids[i];
+            }
+            S.next_token = i + 1 < n_prompt ? prompt_ids[i + 1] : UINT32_MAX;
             rc = vib3_seq_decode(s, prompt_ids[i]);
         }
     } else {
@@ -208,6 +381,12 @@ int main(int argc, char **argv) {
     }
     uint64_t t2 = vib3_now_ns();
     if (rc) fprintf(stderr, "storage_run: %s\n", vib3_err_msg());
+    if (S.K)
+        fprintf(stderr, "layer-0 study (%" PRIu64 " tokens): logit lens top-%u -> 3 experts P %.1f%% R %.1f%% "
+                "(lens top-1 = next token %.1f%%); table for the true token (k experts, no attention) P %.1f%% R %.1f%%\n",
+                S.tokens, S.K, S.lens_pred ? 100.0 * S.lens_ok / S.lens_pred : 0, S.routed ? 100.0 * S.lens_ok / S.routed : 0,
+                S.tokens ? 100.0 * S.top1_hits / S.tokens : 0, S.table_pred ? 100.0 * S.table_ok / S.table_pred : 0,
+                S.routed ? 100.0 * S.table_ok / S.routed : 0);
     if (record) {
         FILE *rf = fopen(record, "wb");
         uint32_t hdr[2] = {W.k, W.n_calls};
