@@ -189,8 +189,7 @@ static void study_hook(const vib3_file *f, uint32_t layer, const float *x, const
     }
     S.have_guess = 1;
     S.tokens++;
-    S.top1_hits += 0 * top1; /* the true next token is scored in the decode loop */
-    S.cur_token = top1;      /* replaced by the true token before the next decode */
+    S.cur_token = top1; /* scored against the true next token (and replaced by it) in the decode loop */
 }
 
 static void wrap_hook(void *ctx, uint32_t layer, const float *x, uint32_t n_rows, const int32_t *experts, uint32_t k) {
