@@ -2,6 +2,13 @@
 # tests/cuda/device_run.sh — the T1 (CUDA tier) check for a machine with an NVIDIA GPU, one command:
 #
 #   sh tests/cuda/device_run.sh [build] [test] [bench]      (no argument = all three)
+#   BUILD=build-cuda-carry sh tests/cuda/device_run.sh bundle
+#
+#   bundle (on the machine WITHOUT the GPU, where nvcc and the -dev packages are): build with
+#          CUDA=1 and copy the binaries the other stages use plus the shared libraries they need
+#          (liburing, sleef, curl and its deps, cudart, ...) into $BUILD (lib/ for the libraries),
+#          a few tens of MB to carry to a bare GPU machine; there run the test and bench stages
+#          with the same BUILD (lib/ goes on LD_LIBRARY_PATH).
 #
 #   build  make CUDA=1 into $BUILD (default build-cuda-dev): vib3, tests/cuda/test_cuda, gen_models
 #   test   the device tests of tests/cuda/test_cuda.c (kernel vs CPU reference on odd page
@@ -41,6 +48,32 @@ status=0
 no_device=0
 
 say() { echo; echo "== $* ($(date -u +%H:%M:%S) UTC, load avg $(cut -d' ' -f1-3 /proc/loadavg))"; }
+
+if [ "$STAGES" = bundle ]; then
+    SRC=${BUNDLE_FROM:-$BUILD.full}
+    say "bundle: make CUDA=1 BUILD=$SRC, then binaries + shared libraries into $BUILD"
+    FILES="vib3 tests/cuda/test_cuda tests/cuda/test_cuda_emu tests/storage/test_pages tests/runtime/test_noalloc
+           tests/runtime/test_forward tools/gen_models"
+    targets=""
+    for f in $FILES; do targets="$targets $SRC/$f"; done
+    # shellcheck disable=SC2086 # targets is a list
+    make --no-print-directory CUDA=1 BUILD="$SRC" -j"$JOBS" $targets >"$SRC.make.log" 2>&1 ||
+        { tail -n 30 "$SRC.make.log"; echo "build FAILED"; exit 1; }
+    rm -rf "$BUILD" && mkdir -p "$BUILD/lib" || exit 2
+    for f in $FILES; do
+        mkdir -p "$BUILD/$(dirname "$f")" && cp "$SRC/$f" "$BUILD/$f" || exit 2
+        # every resolved library but glibc's own and the dynamic loader
+        ldd "$SRC/$f" | awk '$3 ~ /^\// {print $3}' | grep -Ev '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' |
+            while read -r lib; do cp -Ln "$lib" "$BUILD/lib/" 2>/dev/null || true; done
+    done
+    du -sh "$BUILD"; ls "$BUILD/lib"
+    echo "carry $BUILD; on the GPU machine: BUILD=$BUILD sh tests/cuda/device_run.sh test bench"
+    exit 0
+fi
+if [ -d "$BUILD/lib" ]; then # a bundle: its libraries first
+    LD_LIBRARY_PATH=$(cd "$BUILD/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LD_LIBRARY_PATH
+fi
 
 say "device"
 if command -v nvidia-smi >/dev/null 2>&1; then
