@@ -6,8 +6,8 @@
  * Sizes: n = 32 (one short super-block), 96, 192 (short last super-block),
  * 256, 288 (a full one plus one chunk), 4128, and 33024 (more chunks than the
  * AVX2 kernel's per-call activation table: the multi-pass path); rows 1..37
- * with sub-ranges [r0, r1); weights, activations and outputs at pointers that
- * are not vector-aligned. Edge scales: sub-scales / sub-mins all 0 or all 63,
+ * with sub-ranges [r0, r1); weights (bytes) at any offset, activations and
+ * outputs element-aligned but not vector-aligned. Edge scales: sub-scales / sub-mins all 0 or all 63,
  * d / dmin tiny (f16 subnormal) or large, zero rows. Tolerance: 2e-5 of the
  * row's sum of |term| magnitudes, sum_i |dx qx_i| (|d sc q_i| + |dmin mn|) —
  * the variants differ from the reference only in f32 summation order, and
@@ -182,18 +182,18 @@ TEST(matvec_sizes_rows_offsets) {
     const size_t ns[] = {32, 96, 192, 256, 288, 4096 + 32};
     for (size_t k = 0; k < 6; k++)
         for (size_t rows = 1; rows <= 37; rows += (ns[k] > 1000 ? 6 : 1))
-            check_matvec(rows, ns[k], E_NONE, rows % 4, (rows * 3) % 5);
+            check_matvec(rows, ns[k], E_NONE, rows % 4, 2 * ((rows * 3) % 5));
 }
 
 TEST(matvec_edge_scales) {
     const size_t ns[] = {32, 224, 288, 1056};
     for (size_t k = 0; k < 4; k++)
-        for (int e = 0; e < E_COUNT; e++) check_matvec(e % 2 ? 13 : 19, ns[k], (edge_kind)e, 1 + (size_t)e % 3, (size_t)e % 2);
+        for (int e = 0; e < E_COUNT; e++) check_matvec(e % 2 ? 13 : 19, ns[k], (edge_kind)e, 1 + (size_t)e % 3, 2 * ((size_t)e % 2));
 }
 
 TEST(matvec_long_rows_multi_pass) {
     /* 1032 chunks: more than one pass of the AVX2 per-call table (1024 chunks) */
-    check_matvec(9, 33024, E_NONE, 3, 1);
+    check_matvec(9, 33024, E_NONE, 3, 6);
     check_matvec(3, 32768 + 32, E_MIXED, 0, 2);
 }
 
