@@ -43,7 +43,7 @@ fi
 export BUILD VIB3_MODELS
 STAGES=${*:-build test bench}
 # CPU-path tests that also run the CUDA build with a device present (the buffer manager opens the pool)
-EXTRA_TESTS="$BUILD/tests/storage/test_pages $BUILD/tests/runtime/test_noalloc $BUILD/tests/runtime/test_forward"
+EXTRA_TESTS="$BUILD/tests/cuda/test_cuda_mock $BUILD/tests/storage/test_pages $BUILD/tests/runtime/test_noalloc $BUILD/tests/runtime/test_forward"
 status=0
 no_device=0
 
@@ -52,7 +52,7 @@ say() { echo; echo "== $* ($(date -u +%H:%M:%S) UTC, load avg $(cut -d' ' -f1-3 
 if [ "$STAGES" = bundle ]; then
     SRC=${BUNDLE_FROM:-$BUILD.full}
     say "bundle: make CUDA=1 BUILD=$SRC, then binaries + shared libraries into $BUILD"
-    FILES="vib3 tests/cuda/test_cuda tests/cuda/test_cuda_emu tests/storage/test_pages tests/runtime/test_noalloc
+    FILES="vib3 tests/cuda/test_cuda tests/cuda/test_cuda_emu tests/cuda/test_cuda_mock tests/storage/test_pages tests/runtime/test_noalloc
            tests/runtime/test_forward tools/gen_models"
     targets=""
     for f in $FILES; do targets="$targets $SRC/$f"; done
