@@ -779,13 +779,24 @@ vib3_err vib3_fetch_files(vib3_fetch_job *j, vib3_hub_file *const *files, uint32
         uint64_t wake;
         if (vib3_hub_interrupted()) {
             uint64_t kept = 0;
-            for (uint32_t i = 0; i < n; i++)
-                if (xs[i].state != X_DONE) kept += xs[i].have_bytes;
+            for (uint32_t i = 0; i < n; i++) {
+                if (xs[i].state == X_DONE) continue;
+                kept += xs[i].have_bytes;
+                if (xs[i].have_bytes == 0) { /* nothing to resume: no empty .incomplete left behind */
+                    char part[VIB3_PATH_MAX + 128];
+                    struct stat pst;
+                    blob_path(j, xs[i].file, ".incomplete", part, sizeof part);
+                    if (stat(part, &pst) == 0 && pst.st_size == 0) unlink(part);
+                }
+            }
             char k[32];
-            rc = vib3_err_set(VIB3_ERR_CANCELLED,
-                              "interrupted; %s of partial downloads kept in %s/blobs (*.incomplete): run the same "
-                              "command again to resume",
-                              vib3_format_size(kept, k, sizeof k), j->repo_dir);
+            if (kept)
+                rc = vib3_err_set(VIB3_ERR_CANCELLED,
+                                  "interrupted; %s of partial downloads kept in %s/blobs (*.incomplete): run the same "
+                                  "command again to resume",
+                                  vib3_format_size(kept, k, sizeof k), j->repo_dir);
+            else
+                rc = vib3_err_set(VIB3_ERR_CANCELLED, "interrupted before any data was received");
             break;
         }
         if ((rc = start_ready(j, xs, n, multi, hdrs, &active, &wake)) != VIB3_OK) break;

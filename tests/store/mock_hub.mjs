@@ -17,7 +17,8 @@
 // Fault injection by organisation name:
 //   cut/*      the first CDN GET of each file sends half the bytes, then resets the connection
 //   corrupt/*  the CDN flips one byte of every file
-//   slow/*     the first CDN GET of each file sends headers and then nothing (a stall)
+//   slow/*     the first CDN GET of each file sends headers and 16 bytes, then nothing (a stall)
+//   hang/*     every CDN GET of a weights file sends headers and then nothing
 //   flaky/*    the model-info API answers 503 twice before succeeding
 //   norange/*  like cut/*, and the CDN ignores Range (answers 200 with the whole file)
 //   noblobs/*  the API ignores ?blobs=true (siblings carry rfilename only), as some mirrors do
@@ -179,6 +180,13 @@ function serveBytes(req, res, b, extra) {
     log(req, `${status} (cut)`);
     res.writeHead(status, headers);
     res.write(data.subarray(0, data.length >> 1), () => setTimeout(() => req.socket.destroy(), 50));
+    return;
+  }
+  if (b.org === 'hang' && b.path.endsWith('.safetensors')) {
+    log(req, `${status} (hang)`);
+    res.writeHead(status, headers);
+    res.flushHeaders();
+    setTimeout(() => req.socket.destroy(), 20000).unref();
     return;
   }
   if (b.org === 'slow' && bump(key) === 1) {
