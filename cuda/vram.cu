@@ -1,11 +1,11 @@
-// vram.cu — VRAM page pool, asynchronous promotion and the Q4_0 page FFN
-// kernel (see vram.h). Compiled by nvcc only with `make CUDA=1`.
+// vram.cu — VRAM page pool, asynchronous promotion and the Q4_0 / Q4_K16 page
+// FFN kernels (see vram.h). Compiled by nvcc only with `make CUDA=1`.
 //
 // The kernels follow simd/kernels_ref.c operation for operation (integer
 // block dot products, block terms summed in order with __fadd_rn / __fmul_rn so
 // nvcc cannot contract them into FMAs, Q8_0 re-quantization of the
 // activations with the same rounding), so a page product here matches
-// vib3_page_ffn_q4_0_ref up to CUDA's expf. Never executed on a GPU as of
+// vib3_page_ffn_q4_0_ref / vib3_page_ffn_q4_k16_ref up to CUDA's expf. Never executed on a GPU as of
 // this writing (docs/CUDA.md); tests/cuda/device_run.sh is the first check.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -365,12 +365,12 @@ extern "C" const void *vib3_vram_lookup(vib3_vram *v, uint64_t page) {
 // ---- page product ---------------------------------------------------------------
 enum { PF_DONE = 0, PF_ABSENT, PF_SHAPE, PF_CUDA };
 
-static int page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t k, const void *xq, float weight,
-                           float *out) {
+static int page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t dt, uint32_t hidden, uint32_t k, const void *xq,
+                           float weight, float *out) {
     const uint8_t *d = (const uint8_t *)lookup_locked(v, page);
     if (!d) return PF_ABSENT;
-    if (hidden == 0 || k == 0 || hidden > v->max_hidden || k > v->max_neurons || hidden % QBLOCK || k % QBLOCK ||
-        3ull * k * (hidden / QBLOCK) * Q4_BLOCK_BYTES > v->slot_bytes)
+    if (!pk_dtype_ok(dt) || hidden == 0 || k == 0 || hidden > v->max_hidden || k > v->max_neurons ||
+        hidden % QBLOCK || k % QBLOCK || pk_page_bytes(dt, hidden, k) > v->slot_bytes)
         return PF_SHAPE;
     cudaError_t e;
     const char *what = "page ffn: input copy";
@@ -385,11 +385,11 @@ static int page_ffn_locked(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_
     {
         const unsigned down_threads = v->inject ? 2048u : PK_THREADS; // 2048 > any device's limit
         v->inject = 0;
-        k_gate_up<<<pk_grid_gate_up(k), PK_THREADS, pk_smem_gate_up(hidden), v->stream>>>(d, hidden, k, v->d_x,
+        k_gate_up<<<pk_grid_gate_up(k), PK_THREADS, pk_smem_gate_up(hidden), v->stream>>>(d, dt, hidden, k, v->d_x,
                                                                                           v->d_act);
         k_quant_q8<<<pk_grid_quant(k), PK_THREADS, 0, v->stream>>>(v->d_act, k, v->d_actq);
-        k_down<<<pk_grid_down(hidden), down_threads, pk_smem_down(k), v->stream>>>(d, hidden, k, v->d_actq, weight,
-                                                                                   v->d_out);
+        k_down<<<pk_grid_down(hidden), down_threads, pk_smem_down(k), v->stream>>>(d, dt, hidden, k, v->d_actq,
+                                                                                   weight, v->d_out);
         what = "page ffn: kernel launch";
         if ((e = cudaGetLastError()) != cudaSuccess) goto fail;
     }
@@ -407,18 +407,18 @@ fail:
     return PF_CUDA;
 }
 
-extern "C" int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons,
-                                         const void *xq, float weight, float *out) {
+extern "C" int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t dtype, uint32_t hidden,
+                                         uint32_t n_neurons, const void *xq, float weight, float *out) {
     pthread_mutex_lock(&v->mu);
-    int r = page_ffn_locked(v, page, hidden, n_neurons, xq, weight, out);
+    int r = page_ffn_locked(v, page, dtype, hidden, n_neurons, xq, weight, out);
     pthread_mutex_unlock(&v->mu);
     return r == PF_DONE;
 }
 
-extern "C" vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons,
-                                          const void *xq, float weight, float *out) {
+extern "C" vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t dtype, uint32_t hidden,
+                                          uint32_t n_neurons, const void *xq, float weight, float *out) {
     pthread_mutex_lock(&v->mu);
-    int r = page_ffn_locked(v, page, hidden, n_neurons, xq, weight, out);
+    int r = page_ffn_locked(v, page, dtype, hidden, n_neurons, xq, weight, out);
     char last[sizeof v->st.last_error];
     memcpy(last, v->st.last_error, sizeof last);
     int disabled = v->disabled;
@@ -429,9 +429,10 @@ extern "C" vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t 
         return vib3_err_set(VIB3_ERR_NOT_FOUND, "cuda: page %llu is not resident in VRAM%s", (unsigned long long)page,
                             disabled ? " (the VRAM tier is disabled)" : "");
     case PF_SHAPE:
-        return vib3_err_set(VIB3_ERR_INVALID, "cuda: page %llu: hidden %u, neurons %u: not what the kernel takes "
-                            "(multiples of 32 within the pool's %u / %u)", (unsigned long long)page, hidden,
-                            n_neurons, v->max_hidden, v->max_neurons);
+        return vib3_err_set(VIB3_ERR_INVALID, "cuda: page %llu: dtype %u, hidden %u, neurons %u: not what the "
+                            "kernel takes (q4_0 / q4_k16, multiples of 32 within the pool's %u / %u, page within "
+                            "the %llu-byte slot)", (unsigned long long)page, dtype, hidden, n_neurons,
+                            v->max_hidden, v->max_neurons, (unsigned long long)v->slot_bytes);
     default: return vib3_err_set(VIB3_ERR_IO, "%s", last);
     }
 }
@@ -472,11 +473,12 @@ extern "C" vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread,
     return b;
 }
 
-extern "C" int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t n_neurons, float weight) {
+extern "C" int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t dtype, uint32_t n_neurons,
+                                   float weight) {
     vib3_vram *v = b->v;
-    if (b->n >= PK_BATCH_MAX || n_neurons == 0 || n_neurons % QBLOCK || n_neurons > v->max_neurons ||
-        b->neurons + n_neurons > VIB3_VRAM_BATCH_NEURONS ||
-        3ull * n_neurons * (b->hidden / QBLOCK) * Q4_BLOCK_BYTES > v->slot_bytes)
+    if (b->n >= PK_BATCH_MAX || !pk_dtype_ok(dtype) || n_neurons == 0 || n_neurons % QBLOCK ||
+        n_neurons > v->max_neurons || b->neurons + n_neurons > VIB3_VRAM_BATCH_NEURONS ||
+        pk_page_bytes(dtype, b->hidden, n_neurons) > v->slot_bytes)
         return 0;
     pthread_mutex_lock(&v->mu);
     const uint8_t *d = (const uint8_t *)lookup_locked(v, page);
@@ -490,7 +492,7 @@ extern "C" int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t n
     if (!d) return 0;
     b->page[b->n] = page;
     b->slot[b->n] = slot;
-    b->h_items[b->n] = (pk_item){d, n_neurons, b->neurons, weight, 0};
+    b->h_items[b->n] = (pk_item){d, n_neurons, b->neurons, weight, dtype};
     b->neurons += n_neurons;
     if (n_neurons > b->k_max) b->k_max = n_neurons;
     b->n++;

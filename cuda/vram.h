@@ -1,4 +1,4 @@
-/* vram.h — T1: a VRAM page pool and the INT4 page product on the GPU.
+/* vram.h — T1: a VRAM page pool and the INT4 (Q4_0, Q4_K16) page product on the GPU.
  *
  * Built only with `make CUDA=1` (the .cu files of cuda/ by nvcc); C callers guard every
  * use with #ifdef VIB3_CUDA. Without a device vib3_cuda_device_count()
@@ -14,11 +14,12 @@
  * When the pool is full the slot with the lowest heat (the caller's
  * frequency count) is replaced, and only by a hotter page.
  *
- * Kernel: out += weight * down · (silu(gate·x) ⊙ (up·x)) for one Q4_0 page
- * (gate (K, hidden) | up (K, hidden) | down (hidden, K), ggml block_q4_0)
- * with the CPU's numerics (simd/kernels_ref.c, vib3_page_ffn_q4_0_ref): x is
- * the Q8_0 blocks the CPU kernels take, each 32-element block is an integer
- * dot product times d_w * d_x, the block terms are summed in block order
+ * Kernel: out += weight * down · (silu(gate·x) ⊙ (up·x)) for one Q4_0 or Q4_K16 page
+ * (gate (K, hidden) | up (K, hidden) | down (hidden, K), rows of vib3_dtype_row_bytes)
+ * with the CPU's numerics (simd/kernels_ref.c, vib3_page_ffn_q4_0_ref /
+ * vib3_page_ffn_q4_k16_ref): x is the Q8_0 blocks the CPU kernels take, each
+ * 32-element block is exact integer sums times the f16 scales in the
+ * reference's order (cuda/page_kernels.h), the block terms are summed in block order
  * without FMA contraction, the activations are re-quantized to Q8_0 with the
  * same rounding before down, and out[i] += (weight * s) is added on the host.
  * Only expf() (CUDA's, <= 2 ulp) can differ from the CPU reference.
@@ -71,24 +72,27 @@ vib3_err vib3_vram_promote(vib3_vram *v, uint64_t page, const void *host, uint64
 void vib3_vram_wait(vib3_vram *v, uint64_t page);
 /* device pointer of a resident, completely copied page; NULL otherwise (and always once disabled) */
 const void *vib3_vram_lookup(vib3_vram *v, uint64_t page);
-/* out (hidden, f32, host) += weight * page_ffn(xq); xq: hidden / 32 vib3_block_q8_0 in host memory.
+/* out (hidden, f32, host) += weight * page_ffn(xq); dtype: the page's vib3_dtype, VIB3_DTYPE_Q4_0 or
+ * VIB3_DTYPE_Q4_K16 (others: VIB3_ERR_INVALID); xq: hidden / 32 vib3_block_q8_0 in host memory.
  * VIB3_ERR_NOT_FOUND when the page is not resident (or the pool is disabled), VIB3_ERR_IO on a CUDA
  * error (the pool is then disabled); out is unchanged on any error. */
-vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons, const void *xq,
-                               float weight, float *out);
+vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t dtype, uint32_t hidden, uint32_t n_neurons,
+                               const void *xq, float weight, float *out);
 /* the runtime's form: 1 when the GPU did the page (out updated), 0 when the caller must compute it on
- * the CPU (not resident, shape the kernel does not take, pool disabled, or a CUDA error just now);
- * sets no error message on the per-token path */
-int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t n_neurons, const void *xq,
-                              float weight, float *out);
+ * the CPU (not resident, dtype or shape the kernel does not take, pool disabled, or a CUDA error just
+ * now); sets no error message on the per-token path */
+int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t dtype, uint32_t hidden, uint32_t n_neurons,
+                              const void *xq, float weight, float *out);
 void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s);
 
-/* Decode batches: the runtime's single-token FFN task collects its Q4_0 pages that are resident in
+/* Decode batches: the runtime's single-token FFN task collects its Q4_0 / Q4_K16 pages that are resident in
  * VRAM and runs them in one go (three launches, one copy each way, one synchronize) on the calling
  * thread's own stream; out += sum over the pages, added in page order (cuda/page_kernels.h).
  *   b = vib3_vram_batch_begin(v, thread, hidden)   NULL: no batch (disabled, thread >= the max)
- *   vib3_vram_batch_add(b, page, k, weight)         1: the GPU takes the page (its slot is pinned
- *                                                   until run); 0: the caller computes it
+ *   vib3_vram_batch_add(b, page, dtype, k, weight)  1: the GPU takes the page (its slot is pinned
+ *                                                   until run); 0: the caller computes it (also a
+ *                                                   dtype other than Q4_0 / Q4_K16); a batch may
+ *                                                   mix the two dtypes
  *   vib3_vram_batch_run(b, xq, out)                 1: done; 0: a CUDA error (tier disabled): the
  *                                                   caller computes the listed pages on the CPU
  *   vib3_vram_batch_count / _page                   the listed pages (for that fall-back)
@@ -100,7 +104,7 @@ void vib3_vram_stats_get(vib3_vram *v, vib3_vram_stats *s);
 #define VIB3_VRAM_BATCH_NEURONS (1u << 17) /* activations per batch (sum of the pages' k) */
 typedef struct vib3_vram_batch vib3_vram_batch;
 vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread, uint32_t hidden);
-int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t n_neurons, float weight);
+int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t dtype, uint32_t n_neurons, float weight);
 int vib3_vram_batch_run(vib3_vram_batch *b, const void *xq, float *out);
 uint32_t vib3_vram_batch_count(const vib3_vram_batch *b);
 uint64_t vib3_vram_batch_page(const vib3_vram_batch *b, uint32_t i, float *weight);

@@ -31,7 +31,7 @@
 #include "runtime/model.h"
 #include "runtime/vexpert.h"
 #ifdef VIB3_CUDA
-#include "cuda/vram.h"   /* T1: Q4_0 pages resident in VRAM run on the GPU (docs/CUDA.md) */
+#include "cuda/vram.h"   /* T1: Q4_0 / Q4_K16 pages resident in VRAM run on the GPU (docs/CUDA.md) */
 #endif
 
 /* ==== routing ============================================================== */
@@ -190,7 +190,7 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
     memset(acc, 0, (size_t)n * h * sizeof(float));
     gather_state g = {-1, 0, NULL};
 #ifdef VIB3_CUDA
-    /* single-token decode: this task's Q4_0 pages resident in VRAM run as one GPU batch (docs/CUDA.md) */
+    /* single-token decode: this task's Q4_0 / Q4_K16 pages resident in VRAM run as one GPU batch (docs/CUDA.md) */
     void *vram = vib3_pages_vram(e->pages);
     vib3_vram_batch *gb = n == 1 && vram ? vib3_vram_batch_begin(vram, thread, h) : NULL;
 #endif
@@ -206,7 +206,9 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
         const uint32_t *rows = e->slot_rows + e->slot_start[slot];
         const float *w = e->slot_w + e->slot_start[slot];
 #ifdef VIB3_CUDA
-        if (gb && dt == VIB3_DTYPE_Q4_0 && vib3_vram_batch_add(gb, pi, pe->n_neurons, w[0])) continue;
+        if (gb && (dt == VIB3_DTYPE_Q4_0 || dt == VIB3_DTYPE_Q4_K16) &&
+            vib3_vram_batch_add(gb, pi, (uint32_t)dt, pe->n_neurons, w[0]))
+            continue;
 #endif
         const void *page;
         vib3_err rc = vib3_pages_acquire(e->pages, pi, &page);
@@ -216,11 +218,11 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
         }
         if (cnt == 1) {
 #ifdef VIB3_CUDA
-            /* a row alone on its slot in a prefill batch: a Q4_0 page with a finished VRAM copy runs on
-             * the GPU into the same acc; 0 back (absent, disabled, CUDA error) = the CPU computes it */
-            if (!vram || dt != VIB3_DTYPE_Q4_0 ||
-                !vib3_vram_try_page_ffn_q4(vram, pi, h, pe->n_neurons, xs + (size_t)rows[0] * xrb, w[0],
-                                           acc + (size_t)rows[0] * h))
+            /* a row alone on its slot in a prefill batch: a Q4_0 / Q4_K16 page with a finished VRAM copy
+             * runs on the GPU into the same acc; 0 back (absent, disabled, CUDA error) = the CPU computes it */
+            if (!vram || (dt != VIB3_DTYPE_Q4_0 && dt != VIB3_DTYPE_Q4_K16) ||
+                !vib3_vram_try_page_ffn_q4(vram, pi, (uint32_t)dt, h, pe->n_neurons, xs + (size_t)rows[0] * xrb,
+                                           w[0], acc + (size_t)rows[0] * h))
 #endif
             e->ops->page_ffn[dt](page, h, pe->n_neurons, xs + (size_t)rows[0] * xrb, w[0], acc + (size_t)rows[0] * h);
         } else if (cnt == n) {   /* every row, in order (dense or shared slot) */
@@ -250,7 +252,7 @@ static void ffn_task(void *ctx, uint32_t task, uint32_t thread) {
                 rt_worker_fail(e, rc);
                 break;
             }
-            e->ops->page_ffn[VIB3_DTYPE_Q4_0](page, h, e->file.pages[pi].n_neurons, e->xnq, wq, acc);
+            e->ops->page_ffn[e->file.pages[pi].dtype](page, h, e->file.pages[pi].n_neurons, e->xnq, wq, acc);
             vib3_pages_release(e->pages, pi);
         }
 #endif

@@ -1062,11 +1062,12 @@ static vib3_err io_setup(vib3_pages *p, const vib3_config *cfg, uint32_t qd) {
 }
 
 #ifdef VIB3_CUDA
-/* T1: a VRAM pool when a device is present and the pages are Q4_0 */
+/* T1: a VRAM pool when a device is present and the pages are Q4_0 or Q4_K16 */
 static void vram_setup(vib3_pages *p, const vib3_config *cfg) {
     const vib3_file *f = p->file;
     uint64_t fb = p->frame_bytes, region = (uint64_t)p->n_frames * fb;
-    if (vib3_cuda_device_count() > 0 && f->config->expert_dtype == VIB3_DTYPE_Q4_0) {
+    if (vib3_cuda_device_count() > 0 &&
+        (f->config->expert_dtype == VIB3_DTYPE_Q4_0 || f->config->expert_dtype == VIB3_DTYPE_Q4_K16)) {
         uint32_t kmax = 32;
         for (uint64_t i = 0; i < f->n_pages; i++)
             if (f->pages[i].n_neurons > kmax) kmax = f->pages[i].n_neurons;
@@ -1083,7 +1084,10 @@ static void vram_setup(vib3_pages *p, const vib3_config *cfg) {
  * in mmap_acquire */
 static void mmap_vram_setup(vib3_pages *p, const vib3_config *cfg) {
     const vib3_file *f = p->file;
-    if (f->n_pages == 0 || f->config->expert_dtype != VIB3_DTYPE_Q4_0 || vib3_cuda_device_count() <= 0) return;
+    if (f->n_pages == 0 ||
+        (f->config->expert_dtype != VIB3_DTYPE_Q4_0 && f->config->expert_dtype != VIB3_DTYPE_Q4_K16) ||
+        vib3_cuda_device_count() <= 0)
+        return;
     uint64_t sb = VIB3_PAGE_ALIGN;
     uint32_t kmax = 32;
     for (uint64_t i = 0; i < f->n_pages; i++) {

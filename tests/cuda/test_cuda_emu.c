@@ -1,14 +1,16 @@
 /* test_cuda_emu.c — the CUDA page kernels (cuda/page_kernels.h, the source
- * cuda/vram.cu compiles for the GPU) executed on the CPU: every warp runs as
+ * cuda/vram.cu compiles for the GPU; Q4_0 and Q4_K16 pages) executed on the CPU: every warp runs as
  * 32 coroutines that meet at every __syncwarp (and exchange values through
  * an array for __shfl_xor_sync), thread blocks and their warps one after another (the
  * kernels share nothing across warps), with the launch shapes vram.cu uses.
  * With the host's expf every operation is the reference's, so the output must
- * be bit-identical to vib3_page_ffn_q4_0_ref on random pages of odd shapes:
+ * be bit-identical to vib3_page_ffn_q4_0_ref / vib3_page_ffn_q4_k16_ref on random pages of odd shapes:
  * this checks the kernels' indexing, page / block layout and arithmetic
  * order in every build, without a GPU. What it cannot check: CUDA's expf
  * (<= 2 ulp), the device memory model, launches and copies (test_cuda.c on a
- * GPU does). */
+ * GPU does). tests/cuda/test_cuda_emu_mutants.sh rebuilds this test against mutated copies of
+ * the kernel source (wrong nibble, sub-scale, sub-min, super-block offset, ...) and requires each
+ * to fail, so these comparisons are shown to catch decoding mistakes. */
 #include "tests/test.h"
 
 #include <stdlib.h>
@@ -33,6 +35,7 @@ static int emu_done[32];
 static float emu_xch[32];
 static void (*emu_body)(void);
 
+#define __host__
 #define __device__
 #define __global__
 static inline void __syncwarp(void) { swapcontext(&emu_lane[emu_cur], &emu_sched); }
@@ -47,6 +50,7 @@ static inline float __shfl_xor_sync(unsigned mask, float v, int o) {
 }
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
 static inline float __fdiv_rn(float a, float b) { return a / b; }
 #define VIB3_PK_DYN_SHARED(name) float *name = emu_shared
 #define VIB3_PK_F16_TO_F32(h) vib3_f16_to_f32((uint16_t)(h))
@@ -92,15 +96,15 @@ static void emu_launch(void (*body)(void), uint32_t grid, uint32_t smem) {
 /* the kernel arguments (one launch at a time) */
 static struct {
     const uint8_t *page, *xq;
-    uint32_t hidden, k;
+    uint32_t dt, hidden, k;
     float *act, *y, weight;
     uint8_t *actq;
     const pk_item *items;
     uint32_t n_items;
 } ka;
-static void run_gate_up(void) { k_gate_up(ka.page, ka.hidden, ka.k, ka.xq, ka.act); }
+static void run_gate_up(void) { k_gate_up(ka.page, ka.dt, ka.hidden, ka.k, ka.xq, ka.act); }
 static void run_quant(void) { k_quant_q8(ka.act, ka.k, ka.actq); }
-static void run_down(void) { k_down(ka.page, ka.hidden, ka.k, ka.actq, ka.weight, ka.y); }
+static void run_down(void) { k_down(ka.page, ka.dt, ka.hidden, ka.k, ka.actq, ka.weight, ka.y); }
 static void run_batch_gate_up(void) { k_batch_gate_up(ka.items, ka.hidden, ka.xq, ka.act); }
 static void run_batch_quant(void) { k_batch_quant_q8(ka.items, ka.act, ka.actq); }
 static void run_batch_down(void) { k_batch_down(ka.items, ka.n_items, ka.hidden, ka.actq, ka.y); }
@@ -115,9 +119,9 @@ static void emu_launch2(void (*body)(void), uint32_t grid, uint32_t grid_y, uint
 }
 
 /* vram.cu's page_ffn_locked on the emulator: out += weight * page_ffn(xq) */
-static void emu_page_ffn(const uint8_t *page, uint32_t h, uint32_t k, const uint8_t *xq, float weight, float *out,
-                         float *act, uint8_t *actq, float *y) {
-    ka.page = page, ka.hidden = h, ka.k = k, ka.xq = xq, ka.act = act, ka.actq = actq, ka.y = y, ka.weight = weight;
+static void emu_page_ffn(const uint8_t *page, uint32_t dt, uint32_t h, uint32_t k, const uint8_t *xq, float weight,
+                         float *out, float *act, uint8_t *actq, float *y) {
+    ka.page = page, ka.dt = dt, ka.hidden = h, ka.k = k, ka.xq = xq, ka.act = act, ka.actq = actq, ka.y = y, ka.weight = weight;
     emu_launch(run_gate_up, pk_grid_gate_up(k), pk_smem_gate_up(h));
     emu_launch(run_quant, pk_grid_quant(k), 0);
     emu_launch(run_down, pk_grid_down(h), pk_smem_down(k));
@@ -157,7 +161,7 @@ TEST(cuda_kernels_emulated_match_reference_bit_for_bit) {
         vib3_quantize_q8_0_ref(x, xq, h);
         float wgt = 0.25f + 0.5f * (vib3_test_randf(&seed) + 1.0f);
         memset(act, 0xff, kmax * 4); /* NaN: what a kernel fails to write shows */
-        emu_page_ffn(page, h, k, (const uint8_t *)xq, wgt, gpu, act, actq, y);
+        emu_page_ffn(page, VIB3_DTYPE_Q4_0, h, k, (const uint8_t *)xq, wgt, gpu, act, actq, y);
         ref->page_ffn[VIB3_DTYPE_Q4_0](page, h, k, xq, wgt, cpu);
         uint32_t diff = 0, first = h;
         for (uint32_t i = 0; i < h; i++)
@@ -202,7 +206,7 @@ TEST(cuda_batch_kernels_emulated_match_reference_bit_for_bit) {
         for (uint32_t q = 0, off = 0; q < n; off += ks[q], q++) {
             pages[q] = malloc(3ull * ks[q] * (h / 32) * 18);
             random_page(pages[q], h, ks[q], &seed);
-            items[q] = (pk_item){pages[q], ks[q], off, 0.1f + (float)q * 0.05f, 0};
+            items[q] = (pk_item){pages[q], ks[q], off, 0.1f + (float)q * 0.05f, VIB3_DTYPE_Q4_0};
             if (ks[q] > k_max) k_max = ks[q];
         }
         for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), cpu[i] = 0.0f;
@@ -222,4 +226,126 @@ TEST(cuda_batch_kernels_emulated_match_reference_bit_for_bit) {
         for (uint32_t q = 0; q < n; q++) free(pages[q]);
     }
     free(x), free(gpu), free(cpu), free(act), free(y), free(actq), free(xq);
+}
+
+/* ---- Q4_K16 pages ------------------------------------------------------------------------- */
+_Static_assert(PK_DT_Q4_0 == VIB3_DTYPE_Q4_0 && PK_DT_Q4_K16 == VIB3_DTYPE_Q4_K16, "kernel dtype codes");
+_Static_assert(K16_SUPER_CHUNKS * 32 == VIB3_Q4K16_SUPER && K16_HEAD_BYTES == VIB3_Q4K16_HEAD_BYTES &&
+                   K16_CHUNK_BYTES == VIB3_Q4K16_CHUNK_BYTES,
+               "kernel Q4_K16 layout");
+
+/* the kernels' row and page sizes are the format's */
+TEST(cuda_row_bytes_are_the_formats) {
+    for (uint32_t n = 32; n <= 3 * 4096 + 32; n += 32) {
+        CHECK_EQ_U64(pk_row_bytes(PK_DT_Q4_0, n), vib3_dtype_row_bytes(VIB3_DTYPE_Q4_0, n));
+        CHECK_EQ_U64(pk_row_bytes(PK_DT_Q4_K16, n), vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, n));
+    }
+    CHECK_EQ_U64(pk_page_bytes(PK_DT_Q4_K16, 192, 64),
+                 2 * 64 * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, 192) + 192 * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, 64));
+    CHECK(pk_dtype_ok(VIB3_DTYPE_Q4_0) && pk_dtype_ok(VIB3_DTYPE_Q4_K16));
+    CHECK(!pk_dtype_ok(VIB3_DTYPE_Q8_0) && !pk_dtype_ok(VIB3_DTYPE_F32) && !pk_dtype_ok(VIB3_DTYPE_F16));
+}
+
+/* a random Q4_K16 row of n elements: random nibbles and sub-scale / sub-min bytes (every bit of
+ * sm[] in use: mn1's high bits too), super scales d in [1e-4, 5e-4], dmin in [0, 4e-4] */
+static void random_row_k16(uint8_t *row, uint32_t n, uint64_t *seed) {
+    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, n);
+    for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)vib3_test_rand(seed);
+    for (uint32_t e = 0; e < n; e += VIB3_Q4K16_SUPER) {
+        uint8_t *hd = row + (uint64_t)(e / VIB3_Q4K16_SUPER) * (VIB3_Q4K16_HEAD_BYTES + 8 * VIB3_Q4K16_CHUNK_BYTES);
+        uint16_t d = vib3_f32_to_f16(3e-4f + 2e-4f * vib3_test_randf(seed));
+        uint16_t dm = vib3_f32_to_f16(2e-4f + 2e-4f * vib3_test_randf(seed));
+        hd[0] = (uint8_t)(d & 0xff), hd[1] = (uint8_t)(d >> 8), hd[2] = (uint8_t)(dm & 0xff), hd[3] = (uint8_t)(dm >> 8);
+    }
+}
+
+/* gate (k rows of h) | up (k rows of h) | down (h rows of k) */
+static void random_page_k16(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
+    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, h), db = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, k);
+    for (uint32_t r = 0; r < 2 * k; r++) random_row_k16(page + r * rb, h, seed);
+    for (uint32_t r = 0; r < h; r++) random_row_k16(page + 2 * k * rb + r * db, k, seed);
+}
+
+/* odd shapes: hidden 192 (one short super-block: 6 chunks), 288 (a full one and a 1-chunk tail),
+ * 4128 (16 full + 1 chunk: rows of 129 chunks, more than 32 lanes' worth); K from 32 to 256 (down
+ * rows of 1..8 chunks, one super-block), plus K 288 (down rows of two super-blocks) */
+TEST(cuda_q4_k16_kernels_emulated_match_reference_bit_for_bit) {
+    static const uint32_t shapes[][2] = {{192, 32},  {192, 256}, {288, 96}, {288, 160}, {192, 224},
+                                         {4128, 64}, {4128, 32}, {96, 288}, {288, 64}};
+    const uint32_t hmax = 4128, kmax = 288;
+    uint64_t maxb = 0, seed = 41;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint64_t b = pk_page_bytes(PK_DT_Q4_K16, shapes[s][0], shapes[s][1]);
+        if (b > maxb) maxb = b;
+    }
+    uint8_t *page = malloc(maxb), *actq = malloc(kmax / 32 * 34);
+    float *x = malloc(hmax * 4), *gpu = malloc(hmax * 4), *cpu = malloc(hmax * 4), *act = malloc(kmax * 4),
+          *y = malloc(hmax * 4);
+    vib3_block_q8_0 *xq = malloc(hmax / 32 * sizeof(vib3_block_q8_0));
+    const vib3_simd_ops *ref = vib3_simd_ref();
+    CHECK(ref->page_ffn[VIB3_DTYPE_Q4_K16] == vib3_page_ffn_q4_k16_ref);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint32_t h = shapes[s][0], k = shapes[s][1];
+        random_page_k16(page, h, k, &seed);
+        for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), gpu[i] = cpu[i] = 0.01f * (float)i;
+        vib3_quantize_q8_0_ref(x, xq, h);
+        float wgt = 0.25f + 0.5f * (vib3_test_randf(&seed) + 1.0f);
+        memset(act, 0xff, kmax * 4); /* NaN: what a kernel fails to write shows */
+        emu_page_ffn(page, PK_DT_Q4_K16, h, k, (const uint8_t *)xq, wgt, gpu, act, actq, y);
+        vib3_page_ffn_q4_k16_ref(page, h, k, xq, wgt, cpu);
+        uint32_t diff = 0, first = h, moved = 0;
+        for (uint32_t i = 0; i < h; i++) {
+            if (memcmp(&gpu[i], &cpu[i], 4)) diff++, first = first < i ? first : i;
+            moved += cpu[i] != 0.01f * (float)i; /* the page added something: the comparison is not vacuous */
+        }
+        CHECK_MSG(diff == 0, "q4_k16 page hidden %u, K %u: %u of %u outputs differ (first %u: %.9g vs %.9g)", h, k,
+                  diff, h, first, first < h ? gpu[first] : 0.0, first < h ? cpu[first] : 0.0);
+        CHECK_MSG(moved > h / 2, "q4_k16 page hidden %u, K %u: only %u outputs changed", h, k, moved);
+    }
+    free(page), free(actq), free(x), free(gpu), free(cpu), free(act), free(y), free(xq);
+}
+
+/* a decode batch mixing Q4_K16 and Q4_0 pages of different k (34 > 32 lanes) == the references'
+ * page products in order into a zeroed output, bit for bit */
+TEST(cuda_q4_k16_batch_kernels_emulated_match_reference_bit_for_bit) {
+    static const uint32_t hs[] = {192, 288};
+    static const uint32_t ks[] = {32, 64, 256, 96, 160, 32, 224, 64, 32, 32, 128, 32, 288, 64, 32, 32, 32, 96,
+                                  32, 32, 64, 32, 32, 192, 32, 32, 32, 32, 32, 32, 64, 32, 32, 96};
+    const uint32_t n = sizeof ks / sizeof ks[0];
+    uint64_t seed = 43;
+    uint32_t ktot = 0;
+    for (uint32_t q = 0; q < n; q++) ktot += ks[q];
+    uint8_t *pages[sizeof ks / sizeof ks[0]];
+    pk_item items[sizeof ks / sizeof ks[0]];
+    float *x = malloc(288 * 4), *cpu = malloc(288 * 4), *act = malloc(ktot * 4), *y = malloc(288 * 4);
+    uint8_t *actq = malloc(ktot / 32 * 34);
+    vib3_block_q8_0 *xq = malloc(288 / 32 * sizeof(vib3_block_q8_0));
+    const vib3_simd_ops *ref = vib3_simd_ref();
+    for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++) {
+        uint32_t h = hs[hi], k_max = 0;
+        for (uint32_t q = 0, off = 0; q < n; off += ks[q], q++) {
+            uint32_t dt = q % 5 == 3 ? PK_DT_Q4_0 : PK_DT_Q4_K16; /* mostly q4_k16, some q4_0 */
+            pages[q] = malloc(pk_page_bytes(dt, h, ks[q]));
+            if (dt == PK_DT_Q4_K16) random_page_k16(pages[q], h, ks[q], &seed);
+            else random_page(pages[q], h, ks[q], &seed);
+            items[q] = (pk_item){pages[q], ks[q], off, 0.1f + (float)q * 0.05f, dt};
+            if (ks[q] > k_max) k_max = ks[q];
+        }
+        for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), cpu[i] = 0.0f;
+        vib3_quantize_q8_0_ref(x, xq, h);
+        memset(act, 0xff, ktot * 4);
+        ka.items = items, ka.n_items = n, ka.hidden = h, ka.xq = (const uint8_t *)xq, ka.act = act, ka.actq = actq;
+        ka.y = y;
+        emu_launch2(run_batch_gate_up, pk_grid_gate_up(k_max), n, pk_smem_gate_up(h));
+        emu_launch2(run_batch_quant, pk_grid_quant(k_max), n, 0);
+        emu_launch(run_batch_down, pk_grid_down(h), pk_smem_batch_down(n));
+        for (uint32_t q = 0; q < n; q++) ref->page_ffn[items[q].dt](pages[q], h, ks[q], xq, items[q].w, cpu);
+        uint32_t diff = 0, first = h;
+        for (uint32_t i = 0; i < h; i++)
+            if (memcmp(&y[i], &cpu[i], 4)) diff++, first = first < i ? first : i;
+        CHECK_MSG(diff == 0, "mixed batch of %u pages, hidden %u: %u of %u outputs differ (first %u: %.9g vs %.9g)", n,
+                  h, diff, h, first, first < h ? y[first] : 0.0, first < h ? cpu[first] : 0.0);
+        for (uint32_t q = 0; q < n; q++) free(pages[q]);
+    }
+    free(x), free(cpu), free(act), free(y), free(actq), free(xq);
 }
