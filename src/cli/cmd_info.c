@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "core/json.h"
 #include "format/reader.h"
+#include "storage/pages.h"
 
 static uint64_t ram_total_bytes(void) {
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGE_SIZE);
@@ -20,6 +21,8 @@ typedef struct fit {
     uint64_t ram_budget, kv_bytes, dense_bytes, expert_bytes, expert_bytes_padded;
     uint64_t ctx;                 /* positions the KV cache is sized for */
     uint64_t pages_resident, pages_on_disk;
+    uint64_t min_ram_budget;      /* the least budget `vib3 run` starts with (storage/pages.c's rule) */
+    int runs;                     /* the budget holds the frames the buffer manager needs */
     uint64_t active_expert_bytes; /* per token, worst case all misses */
     int fits;
 } fit;
@@ -39,16 +42,23 @@ static void compute_fit(const vib3_file *f, const vib3_config *cfg, fit *out) {
     out->expert_bytes = f->expert_bytes_total;
     for (uint64_t i = 0; i < f->n_pages; i++)
         out->expert_bytes_padded += (f->pages[i].bytes + VIB3_PAGE_ALIGN - 1) / VIB3_PAGE_ALIGN * VIB3_PAGE_ALIGN;
-    uint64_t fixed = out->dense_bytes + out->kv_bytes;
-    uint64_t room = out->ram_budget > fixed ? out->ram_budget - fixed : 0;
-    if (room >= out->expert_bytes_padded) {
-        out->pages_resident = f->n_pages;
-    } else if (f->n_pages) {
-        uint64_t avg = out->expert_bytes_padded / f->n_pages;
-        out->pages_resident = avg ? room / avg : 0;
+    /* the buffer manager's rule (storage/pages.c), so info says what run will do: frames of the largest
+     * page, out of the budget less dense weights + KV + runtime scratch; at least threads + 2 of them */
+    vib3_config bc = *cfg;
+    bc.ram_budget_bytes = out->ram_budget;
+    bc.ctx_size = (uint32_t)ctx;
+    uint64_t frames_bytes = vib3_pages_frames_budget(f, &bc), frame = VIB3_PAGE_ALIGN;
+    for (uint64_t i = 0; i < f->n_pages; i++) {
+        uint64_t b = (f->pages[i].bytes + VIB3_PAGE_ALIGN - 1) / VIB3_PAGE_ALIGN * VIB3_PAGE_ALIGN;
+        if (b > frame) frame = b;
     }
+    uint64_t n_frames = frames_bytes / frame, min_frames = (cfg->threads ? cfg->threads : 2) + 2;
+    bc.ram_budget_bytes = 1ull << 50;
+    out->min_ram_budget = min_frames * frame + ((1ull << 50) - vib3_pages_frames_budget(f, &bc));
+    out->runs = f->n_pages == 0 || n_frames >= min_frames;
+    out->pages_resident = n_frames < f->n_pages ? n_frames : f->n_pages;
     out->pages_on_disk = f->n_pages - out->pages_resident;
-    out->fits = out->pages_on_disk == 0 && out->ram_budget >= fixed;
+    out->fits = out->pages_on_disk == 0 && out->runs;
     /* worst case per token: the pages of top-k routed experts + shared experts + dense FFNs, all layers */
     for (uint32_t l = 0; l < c->n_layers; l++) {
         uint64_t routed_max = 0;
@@ -98,10 +108,12 @@ static void print_json(const vib3_file *f, const fit *ft, int verified) {
         printf("%s{\"tag\": \"%s\", \"bytes\": %llu, \"checksum\": \"ok\"}", i ? ", " : "", tag_name(f->sections[i].tag, t),
                (unsigned long long)f->sections[i].bytes);
     }
-    printf("], \"data_verified\": %s, \"fit\": {\"ram_budget_bytes\": %llu, \"ctx_size\": %llu, \"kv_cache_bytes\": %llu, "
+    printf("], \"data_verified\": %s, \"fit\": {\"ram_budget_bytes\": %llu, \"min_ram_budget_bytes\": %llu, "
+           "\"runs\": %s, \"ctx_size\": %llu, \"kv_cache_bytes\": %llu, "
            "\"fits_in_ram\": %s, \"pages_resident\": %llu, \"pages_on_disk\": %llu, "
            "\"worst_case_read_bytes_per_token\": %llu}}\n",
-           verified ? "true" : "false", (unsigned long long)ft->ram_budget, (unsigned long long)ft->ctx,
+           verified ? "true" : "false", (unsigned long long)ft->ram_budget, (unsigned long long)ft->min_ram_budget,
+           ft->runs ? "true" : "false", (unsigned long long)ft->ctx,
            (unsigned long long)ft->kv_bytes,
            ft->fits ? "true" : "false", (unsigned long long)ft->pages_resident, (unsigned long long)ft->pages_on_disk,
            (unsigned long long)ft->active_expert_bytes);
@@ -136,9 +148,12 @@ static void print_text(const vib3_file *f, const fit *ft, int verified) {
     }
     printf("\n  checksums      header, section table and all sections ok; data %s\n",
            verified ? "ok (every tensor and page verified)" : "not verified (--verify)");
-    printf("  fit            RAM budget %s: %s; KV cache %s (%llu positions, F32)\n",
-           vib3_format_size(ft->ram_budget, a, sizeof a), ft->fits ? "fits entirely" : "does not fit entirely",
-           vib3_format_size(ft->kv_bytes, b, sizeof b), (unsigned long long)ft->ctx);
+    char m[32];
+    printf("  fit            RAM budget %s: %s; KV cache %s (%llu positions, F32); runs from %s\n",
+           vib3_format_size(ft->ram_budget, a, sizeof a),
+           !ft->runs ? "too small to run" : ft->fits ? "fits entirely" : "does not fit entirely",
+           vib3_format_size(ft->kv_bytes, b, sizeof b), (unsigned long long)ft->ctx,
+           vib3_format_size(ft->min_ram_budget, m, sizeof m));
     printf("                 %llu pages resident, %llu on disk; worst case %s read per token\n",
            (unsigned long long)ft->pages_resident, (unsigned long long)ft->pages_on_disk,
            vib3_format_size(ft->active_expert_bytes, d, sizeof d));

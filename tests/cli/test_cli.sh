@@ -66,6 +66,21 @@ PY
     expect_rc 0 "info --verify" $V info "$T/tm.vib3" --verify
     expect_rc 0 "info with a tiny budget" $V info "$T/tm.vib3" --ram-budget 4M --json
     python3 -c "import json; d=json.load(open('$OUT')); assert d['fit']['pages_on_disk'] > 0" && ok || bad "tiny budget leaves pages on disk"
+    # info's fit is the buffer manager's rule: its least budget is the one run starts with, and the
+    # pages it calls resident are the frames run gets (it said "22 resident" at 4M, where run refuses)
+    expect_rc 0 "info --json (least budget)" $V info "$T/tm.vib3" --json
+    min=$(python3 -c "import json; print(json.load(open('$OUT'))['fit']['min_ram_budget_bytes'])")
+    expect_rc 0 "run at info's least budget" $V run "$T/tm.vib3" hi -n 1 --ram-budget "$min"
+    expect_rc 1 "run 4 KiB below it" $V run "$T/tm.vib3" hi -n 1 --ram-budget "$((min - 4096))"
+    expect_rc 0 "info at 4M" $V info "$T/tm.vib3" --ram-budget 4M --json
+    python3 -c "import json; f=json.load(open('$OUT'))['fit']; assert not f['runs'] and f['pages_resident'] == 0, f" && ok ||
+        bad "info at 4M claims it runs"
+    mid=$((min + 1048576))
+    expect_rc 0 "info between" $V info "$T/tm.vib3" --ram-budget "$mid" --json
+    resident=$(python3 -c "import json; print(json.load(open('$OUT'))['fit']['pages_resident'])")
+    expect_rc 0 "run between" $V run "$T/tm.vib3" hi -n 1 --ram-budget "$mid" --json
+    frames=$(python3 -c "import json; print(json.load(open('$OUT'))['stats']['tiers']['frames_total'])")
+    [ "$resident" = "$frames" ] && ok || bad "info: $resident pages resident, run: $frames frames"
     # info sizes the KV cache for the context run opens with (the trained one, at most 4096),
     # and run warns, as llama.cpp does, when -c goes past the trained context
     mkdir -p "$T/long"
