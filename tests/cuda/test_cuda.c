@@ -1,8 +1,8 @@
-/* test_cuda.c — T1 (cuda/vram.h): the Q4_0 page kernel against the CPU
- * reference (vib3_page_ffn_q4_0_ref) on random pages of odd sizes,
+/* test_cuda.c — T1 (cuda/vram.h): the Q4_0 and Q4_K16 page kernels against the CPU
+ * references (vib3_page_ffn_q4_0_ref, vib3_page_ffn_q4_k16_ref) on random pages of odd sizes,
  * asynchronous promotion (a page is visible only once copied, the device copy
  * equals the host page), replacement by heat in a full pool, whole-model
- * greedy decoding with a VRAM budget identical to the CPU's, and a forced
+ * greedy decoding with a VRAM budget identical to the CPU's (Q4_0 and Q4_K16 models), and a forced
  * CUDA error that falls back to the CPU and disables the tier.
  *
  * Built with `make CUDA=1`; the device tests skip without a device (saying
@@ -50,6 +50,34 @@ static void random_page(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
 
 static uint64_t page_bytes(uint32_t h, uint32_t k) { return 3ull * k * (h / 32) * 18; }
 
+/* a Q4_K16 row of n elements: random nibbles and sm bytes, d in [1e-4, 5e-4], dmin in [0, 4e-4] */
+static void random_row_k16(uint8_t *row, uint32_t n, uint64_t *seed) {
+    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, n);
+    for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)vib3_test_rand(seed);
+    for (uint32_t e = 0; e < n; e += VIB3_Q4K16_SUPER) {
+        uint8_t *hd = row + (uint64_t)(e / VIB3_Q4K16_SUPER) * (VIB3_Q4K16_HEAD_BYTES + 8 * VIB3_Q4K16_CHUNK_BYTES);
+        uint16_t d = vib3_f32_to_f16(3e-4f + 2e-4f * vib3_test_randf(seed));
+        uint16_t dm = vib3_f32_to_f16(2e-4f + 2e-4f * vib3_test_randf(seed));
+        hd[0] = (uint8_t)(d & 0xff), hd[1] = (uint8_t)(d >> 8), hd[2] = (uint8_t)(dm & 0xff), hd[3] = (uint8_t)(dm >> 8);
+    }
+}
+static uint64_t page_bytes_k16(uint32_t h, uint32_t k) {
+    return 2ull * k * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, h) + (uint64_t)h * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, k);
+}
+/* gate (k rows of h) | up (k rows of h) | down (h rows of k) */
+static void random_page_k16(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
+    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, h), db = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, k);
+    for (uint32_t r = 0; r < 2 * k; r++) random_row_k16(page + r * rb, h, seed);
+    for (uint32_t r = 0; r < h; r++) random_row_k16(page + 2 * k * rb + r * db, k, seed);
+}
+static uint64_t page_bytes_dt(uint32_t dt, uint32_t h, uint32_t k) {
+    return dt == VIB3_DTYPE_Q4_K16 ? page_bytes_k16(h, k) : page_bytes(h, k);
+}
+static void random_page_dt(uint32_t dt, uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
+    if (dt == VIB3_DTYPE_Q4_K16) random_page_k16(page, h, k, seed);
+    else random_page(page, h, k, seed);
+}
+
 TEST(no_device_keeps_the_tier_off) {
     if (!device_missing()) SKIP("a CUDA device is present (the device tests cover it)");
     vib3_vram *v = (vib3_vram *)1;
@@ -82,7 +110,7 @@ TEST(page_ffn_matches_cpu_reference) {
         CHECK_OK(vib3_vram_promote(v, s, page, page_bytes(h, k), 10));
         vib3_vram_wait(v, s);
         CHECK(vib3_vram_lookup(v, s) != NULL);
-        CHECK_OK(vib3_vram_page_ffn_q4(v, s, h, k, xq, 0.75f, gpu));
+        CHECK_OK(vib3_vram_page_ffn_q4(v, s, VIB3_DTYPE_Q4_0, h, k, xq, 0.75f, gpu));
         ref->page_ffn[VIB3_DTYPE_Q4_0](page, h, k, xq, 0.75f, cpu);
         double err = 0, mag = 0;
         uint32_t exact = 0;
@@ -99,7 +127,7 @@ TEST(page_ffn_matches_cpu_reference) {
     }
     /* not resident: a clear error, out untouched */
     memcpy(gpu, cpu, 32 * sizeof(float));
-    CHECK(vib3_vram_page_ffn_q4(v, 63, 32, 32, xq, 1.0f, gpu) == VIB3_ERR_NOT_FOUND);
+    CHECK(vib3_vram_page_ffn_q4(v, 63, VIB3_DTYPE_Q4_0, 32, 32, xq, 1.0f, gpu) == VIB3_ERR_NOT_FOUND);
     CHECK(!memcmp(gpu, cpu, 32 * sizeof(float)));
     vib3_vram_stats st;
     vib3_vram_stats_get(v, &st);
@@ -177,14 +205,14 @@ TEST(forced_cuda_error_falls_back) {
     if (!v) return;
     CHECK_OK(vib3_vram_promote(v, 1, page, sizeof page, 9));
     vib3_vram_wait(v, 1);
-    CHECK(vib3_vram_try_page_ffn_q4(v, 1, h, k, xq, 1.0f, out) == 1);
+    CHECK(vib3_vram_try_page_ffn_q4(v, 1, VIB3_DTYPE_Q4_0, h, k, xq, 1.0f, out) == 1);
     memcpy(keep, out, sizeof out);
     vib3_vram_inject_launch_error(v);
-    CHECK(vib3_vram_page_ffn_q4(v, 1, h, k, xq, 1.0f, out) == VIB3_ERR_IO);
+    CHECK(vib3_vram_page_ffn_q4(v, 1, VIB3_DTYPE_Q4_0, h, k, xq, 1.0f, out) == VIB3_ERR_IO);
     CHECK_MSG(strstr(vib3_test_errmsg(), "cuda") != NULL, "error message: %s", vib3_test_errmsg());
     CHECK(!memcmp(out, keep, sizeof out)); /* the failed page left out alone */
     CHECK(vib3_vram_lookup(v, 1) == NULL); /* tier off */
-    CHECK(vib3_vram_try_page_ffn_q4(v, 1, h, k, xq, 1.0f, out) == 0);
+    CHECK(vib3_vram_try_page_ffn_q4(v, 1, VIB3_DTYPE_Q4_0, h, k, xq, 1.0f, out) == 0);
     CHECK_OK(vib3_vram_promote(v, 2, page, sizeof page, 99)); /* a no-op now, not an error */
     vib3_vram_stats s;
     vib3_vram_stats_get(v, &s);
@@ -221,8 +249,10 @@ TEST(batch_matches_cpu_reference_and_falls_back) {
     vib3_vram_batch *b = vib3_vram_batch_begin(v, 3, h);
     CHECK(b != NULL);
     if (!b) goto out;
-    for (uint32_t q = 0; q < n; q++) CHECK(vib3_vram_batch_add(b, q, ks[q], 0.1f + 0.05f * (float)q) == 1);
-    CHECK(vib3_vram_batch_add(b, n + 1, 32, 1.0f) == 0); /* never promoted */
+    for (uint32_t q = 0; q < n; q++)
+        CHECK(vib3_vram_batch_add(b, q, VIB3_DTYPE_Q4_0, ks[q], 0.1f + 0.05f * (float)q) == 1);
+    CHECK(vib3_vram_batch_add(b, n + 1, VIB3_DTYPE_Q4_0, 32, 1.0f) == 0); /* never promoted */
+    CHECK(vib3_vram_batch_add(b, 0, VIB3_DTYPE_Q8_0, ks[0], 1.0f) == 0);  /* a dtype the kernels do not take */
     CHECK_EQ_U64(vib3_vram_batch_count(b), n);
     CHECK(vib3_vram_batch_run(b, xq, gpu) == 1);
     for (uint32_t q = 0; q < n; q++)
@@ -243,7 +273,7 @@ TEST(batch_matches_cpu_reference_and_falls_back) {
     b = vib3_vram_batch_begin(v, 3, h);
     CHECK(b != NULL);
     if (!b) goto out;
-    for (uint32_t q = 0; q < 3; q++) CHECK(vib3_vram_batch_add(b, q, ks[q], 1.0f) == 1);
+    for (uint32_t q = 0; q < 3; q++) CHECK(vib3_vram_batch_add(b, q, VIB3_DTYPE_Q4_0, ks[q], 1.0f) == 1);
     vib3_vram_inject_launch_error(v);
     CHECK(vib3_vram_batch_run(b, xq, gpu) == 0);
     CHECK(!memcmp(gpu, keep, sizeof gpu));
@@ -262,27 +292,137 @@ out:
     for (uint32_t q = 0; q < n; q++) free(pages[q]);
 }
 
+/* GPU page product vs vib3_page_ffn_q4_k16_ref: odd hidden (192: a short super-block, 288: a full one
+ * and a 1-chunk tail, 4096 + 32, 7168) and K from 32 to 256 (and 288, 1056: down rows of several
+ * super-blocks). Same bound as Q4_0: only expf differs. Also: a Q4_K16 page sized by its own row
+ * bytes fits a slot that 3 * K * hidden / 32 * 18 would not describe; a dtype the kernel does not take
+ * is refused without touching out. */
+TEST(page_ffn_q4_k16_matches_cpu_reference) {
+    const char *why = device_missing();
+    if (why) SKIP(why);
+    static const uint32_t shapes[][2] = {{192, 32}, {192, 256}, {288, 96}, {288, 160}, {4128, 64}, {4128, 224},
+                                         {96, 288}, {7168, 64}, {4096, 1056}};
+    const uint32_t hmax = 7168, kmax = 1056;
+    uint64_t maxb = 0, seed = 17;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        if (page_bytes_k16(shapes[s][0], shapes[s][1]) > maxb) maxb = page_bytes_k16(shapes[s][0], shapes[s][1]);
+    uint8_t *page = malloc(maxb);
+    float *x = malloc(hmax * sizeof(float)), *gpu = malloc(hmax * sizeof(float)), *cpu = malloc(hmax * sizeof(float));
+    vib3_block_q8_0 *xq = malloc(hmax / 32 * sizeof(vib3_block_q8_0));
+    vib3_vram *v = NULL;
+    CHECK_OK(vib3_vram_open(&v, 128ull << 20, (maxb + 4095) / 4096 * 4096, 64, hmax, kmax));
+    if (!v || !page || !x || !gpu || !cpu || !xq) goto out;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint32_t h = shapes[s][0], k = shapes[s][1];
+        random_page_k16(page, h, k, &seed);
+        for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), gpu[i] = cpu[i] = 0.01f * (float)i;
+        vib3_quantize_q8_0_ref(x, xq, h);
+        CHECK_OK(vib3_vram_promote(v, s, page, page_bytes_k16(h, k), 10));
+        vib3_vram_wait(v, s);
+        CHECK(vib3_vram_lookup(v, s) != NULL);
+        CHECK_OK(vib3_vram_page_ffn_q4(v, s, VIB3_DTYPE_Q4_K16, h, k, xq, 0.75f, gpu));
+        vib3_page_ffn_q4_k16_ref(page, h, k, xq, 0.75f, cpu);
+        double err = 0, mag = 0;
+        uint32_t exact = 0;
+        for (uint32_t i = 0; i < h; i++) {
+            double d = fabs((double)gpu[i] - cpu[i]);
+            if (d > err) err = d;
+            if (fabs(cpu[i]) > mag) mag = fabs(cpu[i]);
+            exact += gpu[i] == cpu[i];
+        }
+        CHECK_MSG(err <= 1e-3 * mag + 1e-6, "q4_k16 page %ux%u: max abs error %g (output magnitude %g)", h, k, err,
+                  mag);
+        printf("    q4_k16 page hidden %u, K %u: max |gpu - cpu| %.3g of %.3g, %u / %u outputs bit-identical\n", h, k,
+               err, mag, exact, h);
+    }
+    memcpy(gpu, cpu, 32 * sizeof(float));
+    CHECK(vib3_vram_page_ffn_q4(v, 0, VIB3_DTYPE_Q8_0, 192, 32, xq, 1.0f, gpu) == VIB3_ERR_INVALID);
+    CHECK(vib3_vram_try_page_ffn_q4(v, 0, VIB3_DTYPE_F16, 192, 32, xq, 1.0f, gpu) == 0);
+    CHECK(!memcmp(gpu, cpu, 32 * sizeof(float)));
+    vib3_vram_stats st;
+    vib3_vram_stats_get(v, &st);
+    CHECK_EQ_U64(st.kernel_calls, sizeof shapes / sizeof shapes[0]);
+    CHECK_EQ_U64(st.errors, 0);
+out:
+    vib3_vram_close(v);
+    free(page), free(x), free(gpu), free(cpu), free(xq);
+}
+
+/* a decode batch mixing Q4_K16 and Q4_0 pages == the references' page products in order */
+TEST(batch_q4_k16_matches_cpu_reference) {
+    const char *why = device_missing();
+    if (why) SKIP(why);
+    static const uint32_t ks[] = {32, 64, 256, 96, 160, 32, 224, 64, 32, 32, 128, 32, 288, 64, 32, 32, 32, 96,
+                                  32, 32, 64, 32, 32, 192, 32, 32, 32, 32, 32, 32, 64, 32, 32, 1056};
+    const uint32_t n = sizeof ks / sizeof ks[0], h = 4128;
+    uint64_t seed = 31, slot = (page_bytes_k16(h, 1056) + 4095) / 4096 * 4096; /* the larger of the two dtypes */
+    CHECK(page_bytes_k16(h, 1056) > page_bytes(h, 1056));
+    uint8_t *pages[sizeof ks / sizeof ks[0]] = {0};
+    uint32_t dts[sizeof ks / sizeof ks[0]];
+    static float x[4128], gpu[4128], cpu[4128];
+    static vib3_block_q8_0 xq[4128 / 32];
+    vib3_vram *v = NULL;
+    CHECK_OK(vib3_vram_open(&v, (n + 2) * slot, slot, n + 2, h, 1056));
+    if (!v) return;
+    for (uint32_t q = 0; q < n; q++) {
+        dts[q] = q % 5 == 3 ? VIB3_DTYPE_Q4_0 : VIB3_DTYPE_Q4_K16;
+        pages[q] = malloc(page_bytes_dt(dts[q], h, ks[q]));
+        random_page_dt(dts[q], pages[q], h, ks[q], &seed);
+        CHECK_OK(vib3_vram_promote(v, q, pages[q], page_bytes_dt(dts[q], h, ks[q]), 10));
+        vib3_vram_wait(v, q);
+    }
+    for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), gpu[i] = cpu[i] = 0.0f;
+    vib3_quantize_q8_0_ref(x, xq, h);
+    vib3_vram_batch *b = vib3_vram_batch_begin(v, 5, h);
+    CHECK(b != NULL);
+    if (!b) goto out;
+    for (uint32_t q = 0; q < n; q++) CHECK(vib3_vram_batch_add(b, q, dts[q], ks[q], 0.1f + 0.05f * (float)q) == 1);
+    CHECK(vib3_vram_batch_run(b, xq, gpu) == 1);
+    for (uint32_t q = 0; q < n; q++)
+        vib3_simd_ref()->page_ffn[dts[q]](pages[q], h, ks[q], xq, 0.1f + 0.05f * (float)q, cpu);
+    double err = 0, mag = 0;
+    uint32_t exact = 0;
+    for (uint32_t i = 0; i < h; i++) {
+        double d = fabs((double)gpu[i] - cpu[i]);
+        if (d > err) err = d;
+        if (fabs(cpu[i]) > mag) mag = fabs(cpu[i]);
+        exact += gpu[i] == cpu[i];
+    }
+    CHECK_MSG(err <= 1e-3 * mag + 1e-6, "mixed batch: max abs error %g (output magnitude %g)", err, mag);
+    printf("    mixed q4_k16 / q4_0 batch of %u pages, hidden %u: max |gpu - cpu| %.3g of %.3g, %u / %u bit-identical\n",
+           n, h, err, mag, exact, h);
+    vib3_vram_stats st;
+    vib3_vram_stats_get(v, &st);
+    CHECK_EQ_U64(st.errors, 0);
+    CHECK_EQ_U64(st.kernel_calls, n);
+out:
+    vib3_vram_close(v);
+    for (uint32_t q = 0; q < n; q++) free(pages[q]);
+}
+
 /* ---- whole model ---------------------------------------------------------- */
-static const char *tinymix_q4(void) {
-    static char path[700];
-    static int state; /* 0 untried, 1 ok, 2 unavailable */
-    if (state == 0) {
+/* tinymix converted with --quant q4_0 (k16 = 0) or --quant q4_k16 (k16 = 1: the converter's default INT4) */
+static const char *tinymix(int k16) {
+    static char path[2][700];
+    static int state[2]; /* 0 untried, 1 ok, 2 unavailable */
+    if (state[k16] == 0) {
         const char *src = vib3_test_model_path("tinymix-brown");
-        state = 2;
+        state[k16] = 2;
         if (src) {
-            snprintf(path, sizeof path, "%s/tm-q4.vib3", vib3_test_tmpdir());
+            snprintf(path[k16], sizeof path[k16], "%s/tm-%s.vib3", vib3_test_tmpdir(), k16 ? "q4k16" : "q4");
             vib3_convert_opts o = {0};
             o.model_path = src;
-            o.output_path = path;
-            o.expert_dtype = VIB3_DTYPE_Q4_0;
+            o.output_path = path[k16];
+            o.expert_dtype = k16 ? VIB3_DTYPE_Q4_K16 : VIB3_DTYPE_Q4_0;
             o.threads = 2;
             o.quiet = true;
             CHECK_OK(vib3_convert(&o));
-            if (!vib3_test_failed_now()) state = 1;
+            if (!vib3_test_failed_now()) state[k16] = 1;
         }
     }
-    return state == 1 ? path : NULL;
+    return state[k16] == 1 ? path[k16] : NULL;
 }
+static const char *tinymix_q4(void) { return tinymix(0); }
 
 #define GEN 48
 
@@ -369,6 +509,28 @@ TEST(whole_model_greedy_matches_cpu) {
     CHECK_MSG(vs.batches > 0, "no decode batch ran on the GPU");
     CHECK_EQ_U64(vs.errors, 0);
     for (int t = 0; t < GEN; t++) CHECK_MSG(cpu[t] == gpu[t], "token %d: cpu %u, gpu tier %u", t, cpu[t], gpu[t]);
+}
+
+/* the same with Q4_K16 experts (the converter's default INT4), on both backends */
+TEST(whole_model_q4_k16_greedy_matches_cpu) {
+    const char *why = device_missing();
+    if (why) SKIP(why);
+    const char *m = tinymix(1);
+    if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
+    uint32_t cpu[GEN], gpu[GEN];
+    vib3_vram_stats vs;
+    if (!greedy(m, "mmap", 0, -1, cpu, &vs)) return;
+    for (int be = 0; be < 2; be++) {
+        const char *backend = be ? "mmap" : "frames";
+        if (!greedy(m, backend, 1, -1, gpu, &vs)) return;
+        printf("    q4_k16, %s: %llu promotions, %llu page products on the GPU in %llu decode batches\n", backend,
+               (unsigned long long)vs.promotions, (unsigned long long)vs.kernel_calls,
+               (unsigned long long)vs.batches);
+        CHECK_MSG(vs.kernel_calls > 0 && vs.batches > 0, "q4_k16, %s: no page ran on the GPU", backend);
+        CHECK_EQ_U64(vs.errors, 0);
+        for (int t = 0; t < GEN; t++)
+            CHECK_MSG(cpu[t] == gpu[t], "q4_k16, %s: token %d: cpu %u, gpu tier %u", backend, t, cpu[t], gpu[t]);
+    }
 }
 
 /* the mmap backend (a model that fits the RAM budget) promotes from the mapping and uses the tier too */

@@ -4,8 +4,9 @@
  *
  * This binary defines every function of cuda/vram.h itself, so the linker
  * never pulls cuda/vram.cu's object out of libvib3.a: a "device" whose VRAM
- * is host memory and whose page products are vib3_page_ffn_q4_0_ref (the
- * arithmetic the real kernels reproduce). Whole-model greedy decoding with
+ * is host memory and whose page products are the reference page kernels of the
+ * page's dtype (vib3_page_ffn_q4_0_ref / _q4_k16_ref: the arithmetic the real kernels
+ * reproduce). Models converted both ways: --quant q4_0 and q4_k16 (the converter's default INT4). Whole-model greedy decoding with
  * this tier must give the CPU's tokens, decode batches must actually take
  * pages (and those pages must not be acquired from the buffer manager), and
  * a failure in the middle of a run must fall back to the CPU with the same
@@ -33,7 +34,7 @@ struct vib3_vram_batch {
     vib3_vram *v;
     uint32_t n, hidden;
     uint64_t page[1024];
-    uint32_t k[1024];
+    uint32_t k[1024], dt[1024];
     float w[1024];
 };
 
@@ -116,21 +117,25 @@ static int fail_now(vib3_vram *v) { /* the injected error: disables the tier, as
     return f;
 }
 
-int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t k, const void *xq, float w,
-                              float *out) {
+static uint64_t mock_dtype_calls[VIB3_DTYPE_COUNT_]; /* page products per dtype (atomic) */
+
+int vib3_vram_try_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t dt, uint32_t hidden, uint32_t k, const void *xq,
+                              float w, float *out) {
+    if (dt != VIB3_DTYPE_Q4_0 && dt != VIB3_DTYPE_Q4_K16) return 0; /* as vram.cu: the kernels take these two */
     const void *d = vib3_vram_lookup(v, page);
     if (!d || fail_now(v)) return 0;
-    vib3_simd_ref()->page_ffn[VIB3_DTYPE_Q4_0](d, hidden, k, xq, w, out);
+    vib3_simd_ref()->page_ffn[dt](d, hidden, k, xq, w, out);
+    __atomic_fetch_add(&mock_dtype_calls[dt], 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&v->mu);
     v->st.kernel_calls++;
     pthread_mutex_unlock(&v->mu);
     return 1;
 }
 
-vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t hidden, uint32_t k, const void *xq, float w,
-                               float *out) {
-    return vib3_vram_try_page_ffn_q4(v, page, hidden, k, xq, w, out) ? VIB3_OK
-                                                                      : vib3_err_set(VIB3_ERR_NOT_FOUND, "mock");
+vib3_err vib3_vram_page_ffn_q4(vib3_vram *v, uint64_t page, uint32_t dt, uint32_t hidden, uint32_t k, const void *xq,
+                               float w, float *out) {
+    return vib3_vram_try_page_ffn_q4(v, page, dt, hidden, k, xq, w, out) ? VIB3_OK
+                                                                          : vib3_err_set(VIB3_ERR_NOT_FOUND, "mock");
 }
 
 vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread, uint32_t hidden) {
@@ -144,9 +149,9 @@ vib3_vram_batch *vib3_vram_batch_begin(vib3_vram *v, uint32_t thread, uint32_t h
     return b;
 }
 
-int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t k, float w) {
-    if (b->n >= 1024 || !vib3_vram_lookup(b->v, page)) return 0;
-    b->page[b->n] = page, b->k[b->n] = k, b->w[b->n] = w, b->n++;
+int vib3_vram_batch_add(vib3_vram_batch *b, uint64_t page, uint32_t dt, uint32_t k, float w) {
+    if (b->n >= 1024 || (dt != VIB3_DTYPE_Q4_0 && dt != VIB3_DTYPE_Q4_K16) || !vib3_vram_lookup(b->v, page)) return 0;
+    b->page[b->n] = page, b->k[b->n] = k, b->dt[b->n] = dt, b->w[b->n] = w, b->n++;
     return 1;
 }
 
@@ -156,8 +161,10 @@ int vib3_vram_batch_run(vib3_vram_batch *b, const void *xq, float *out) {
     if (fail_now(v)) return 0;
     float *t = v->tmp[b - v->batch];
     memset(t, 0, b->hidden * sizeof(float)); /* the batch sum, then one add (as vram.cu) */
-    for (uint32_t q = 0; q < b->n; q++)
-        vib3_simd_ref()->page_ffn[VIB3_DTYPE_Q4_0](v->copy[b->page[q]], b->hidden, b->k[q], xq, b->w[q], t);
+    for (uint32_t q = 0; q < b->n; q++) {
+        vib3_simd_ref()->page_ffn[b->dt[q]](v->copy[b->page[q]], b->hidden, b->k[q], xq, b->w[q], t);
+        __atomic_fetch_add(&mock_dtype_calls[b->dt[q]], 1, __ATOMIC_RELAXED);
+    }
     for (uint32_t i = 0; i < b->hidden; i++) out[i] += t[i];
     pthread_mutex_lock(&v->mu);
     v->st.kernel_calls += b->n;
@@ -186,26 +193,28 @@ void vib3_vram_inject_launch_error(vib3_vram *v) {
 }
 
 /* ---- whole model ---------------------------------------------------------------------- */
-static const char *tinymix_q4(void) {
-    static char path[700];
-    static int state; /* 0 untried, 1 ok, 2 unavailable */
-    if (state == 0) {
+/* tinymix converted with --quant q4_0 (k16 = 0) or --quant q4_k16 (k16 = 1: the converter's default INT4) */
+static const char *tinymix(int k16) {
+    static char path[2][700];
+    static int state[2]; /* 0 untried, 1 ok, 2 unavailable */
+    if (state[k16] == 0) {
         const char *src = vib3_test_model_path("tinymix-brown");
-        state = 2;
+        state[k16] = 2;
         if (src) {
-            snprintf(path, sizeof path, "%s/tm-q4.vib3", vib3_test_tmpdir());
+            snprintf(path[k16], sizeof path[k16], "%s/tm-%s.vib3", vib3_test_tmpdir(), k16 ? "q4k16" : "q4");
             vib3_convert_opts o = {0};
             o.model_path = src;
-            o.output_path = path;
-            o.expert_dtype = VIB3_DTYPE_Q4_0;
+            o.output_path = path[k16];
+            o.expert_dtype = k16 ? VIB3_DTYPE_Q4_K16 : VIB3_DTYPE_Q4_0;
             o.threads = 2;
             o.quiet = true;
             CHECK_OK(vib3_convert(&o));
-            if (!vib3_test_failed_now()) state = 1;
+            if (!vib3_test_failed_now()) state[k16] = 1;
         }
     }
-    return state == 1 ? path : NULL;
+    return state[k16] == 1 ? path[k16] : NULL;
 }
+static const char *tinymix_q4(void) { return tinymix(0); }
 
 #define GEN 40
 
@@ -259,12 +268,19 @@ out:
     return ok;
 }
 
-static void tier_matches_cpu(const char *backend) {
-    const char *m = tinymix_q4();
+static void tier_matches_cpu(const char *backend, int k16) {
+    const char *m = tinymix(k16);
     if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
     uint32_t cpu[GEN], tier[GEN];
     run_out a, b;
+    const vib3_dtype want = k16 ? VIB3_DTYPE_Q4_K16 : VIB3_DTYPE_Q4_0, other = k16 ? VIB3_DTYPE_Q4_0 : VIB3_DTYPE_Q4_K16;
+    uint64_t before = mock_dtype_calls[want], before_other = mock_dtype_calls[other];
     if (!greedy(m, backend, 0, -1, cpu, &a) || !greedy(m, backend, 1, -1, tier, &b)) return;
+    /* the pages the tier computed were of the model's dtype */
+    CHECK_MSG(mock_dtype_calls[want] - before == b.vs.kernel_calls && mock_dtype_calls[other] == before_other,
+              "%s pages: %llu of %llu tier page products were %s", vib3_dtype_name(want),
+              (unsigned long long)(mock_dtype_calls[want] - before), (unsigned long long)b.vs.kernel_calls,
+              vib3_dtype_name(want));
     CHECK(!a.had_pool);
     CHECK_MSG(b.had_pool, "%s backend: no pool with a (mock) device", backend);
     printf("    %s: %llu promotions, %llu pages on the tier in %llu decode batches; %llu vs %llu buffer-manager "
@@ -279,11 +295,28 @@ static void tier_matches_cpu(const char *backend) {
         CHECK_MSG(cpu[t] == tier[t], "%s: token %d: cpu %u, tier %u", backend, t, cpu[t], tier[t]);
 }
 
-TEST(mock_tier_frames_backend_matches_cpu) { tier_matches_cpu("frames"); }
-TEST(mock_tier_mmap_backend_matches_cpu) { tier_matches_cpu("mmap"); }
+TEST(mock_tier_frames_backend_matches_cpu) { tier_matches_cpu("frames", 0); }
+TEST(mock_tier_mmap_backend_matches_cpu) { tier_matches_cpu("mmap", 0); }
+/* the converter's default INT4 (Q4_K16): the pool opens and the decode batches take its pages */
+TEST(mock_tier_q4_k16_frames_backend_matches_cpu) { tier_matches_cpu("frames", 1); }
+TEST(mock_tier_q4_k16_mmap_backend_matches_cpu) { tier_matches_cpu("mmap", 1); }
 
 TEST(mock_tier_failure_mid_run_falls_back_to_cpu) {
     const char *m = tinymix_q4();
+    if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
+    uint32_t cpu[GEN], tier[GEN];
+    run_out a, b;
+    if (!greedy(m, "frames", 0, -1, cpu, &a) || !greedy(m, "frames", 1, GEN / 2, tier, &b)) return;
+    CHECK(b.vs.disabled == 1);
+    CHECK_EQ_U64(b.vs.errors, 1);
+    CHECK_MSG(b.vs.batches > 0, "no batch ran before the failure");
+    for (int t = 0; t < GEN; t++) CHECK_MSG(cpu[t] == tier[t], "token %d: cpu %u, tier %u", t, cpu[t], tier[t]);
+}
+
+/* the same with Q4_K16 pages: moe.c's fall-back must compute the failed batch's pages with the
+ * page's own dtype (a Q4_0 kernel on Q4_K16 bytes would change the tokens) */
+TEST(mock_tier_q4_k16_failure_mid_run_falls_back_to_cpu) {
+    const char *m = tinymix(1);
     if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
     uint32_t cpu[GEN], tier[GEN];
     run_out a, b;
