@@ -35,8 +35,8 @@ static void usage(FILE *out) {
             "  --quant q4|q8|f16|f32  expert page dtype (default q4 = Q4_K16, or Q4_0 for a Q4_0 source; q4_k16 and\n"
             "                         q4_0 force one); with q4/q8 other matrices are Q8_0,\n"
             "                         with f16/f32 everything keeps that precision (f32 reproduces the source)\n"
-            "  --dense q4|q8          with --quant q4: dtype of the other matrices (default q8; q4 as llama.cpp's Q4_0\n"
-            "                         files, ~half the attention / LM-head bytes per token)\n"
+            "  --dense q4|q8|f16      with --quant q4: dtype of the other matrices (default q8; q4 as llama.cpp's Q4_0\n"
+            "                         files, ~half the attention / LM-head bytes per token; f16: least loss)\n"
             "  --page-neurons K       neurons per page (multiple of 32; default: automatic, 64-512 KiB pages)\n"
             "  --calib FILE           calibration text (default models/calib/default.txt): routing statistics (COAC),\n"
             "                         co-firing neuron order, signature recall measurement\n"
@@ -88,8 +88,10 @@ int vib3_cmd_convert(int argc, char **argv, vib3_config *cfg) {
                 return vib3_cli_usage_error("convert", "--quant %s: expected q4, q4_k16, q4_0, q8, f16 or f32", v);
             o.expert_dtype = dt;
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--dense"))) {
-            if (strcmp(v, "q4") && strcmp(v, "q8")) return vib3_cli_usage_error("convert", "--dense %s: expected q4 or q8", v);
+            if (strcmp(v, "q4") && strcmp(v, "q8") && strcmp(v, "f16"))
+                return vib3_cli_usage_error("convert", "--dense %s: expected q4, q8 or f16", v);
             o.dense_q4 = !strcmp(v, "q4");
+            o.dense_f16 = !strcmp(v, "f16");
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--page-neurons"))) {
             uint32_t k;
             if (vib3_cli_parse_u32("convert", "--page-neurons", v, 32, VIB3_MAX_DIM, &k)) return 2;

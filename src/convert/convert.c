@@ -335,6 +335,17 @@ static vib3_err open_hf(vib3_cvt *c, const char *dir) {
 }
 
 /* ---- driver --------------------------------------------------------------- */
+/* true when the source's FFN / expert weights are Q4_0 blocks already (see vib3_weight_native_q4_possible) */
+static bool source_native_q4(const vib3_cvt *c) {
+    if (c->hf.quant_method[0] && c->hf.pack_group == 32) return true;
+    for (uint32_t i = 0; i < c->src.n_tensors; i++) {
+        const vib3_src_tensor *t = &c->src.tensors[i];
+        if (t->dtype == VIB3_S_Q4_0 && (strstr(t->name, "ffn_") || strstr(t->name, "mlp."))) return true;
+    }
+    return false;
+}
+
+
 static vib3_err run(vib3_cvt *c) {
     const vib3_convert_opts *o = c->o;
     vib3_err e;
@@ -350,12 +361,19 @@ static vib3_err run(vib3_cvt *c) {
     if (e) return e;
     c->cfg = c->hf.cfg;
     vib3_model_config *m = &c->cfg;
-    c->expert_dt = o->expert_dtype < 0 ? VIB3_DTYPE_Q4_0 : (vib3_dtype)o->expert_dtype;
+    /* default INT4 (--quant q4): Q4_K16, except sources whose FFN weights already are Q4_0 blocks
+     * (GGUF Q4_0, compressed-tensors int4 with groups of 32), which stay Q4_0: lossless import */
+    c->expert_dt = o->expert_dtype >= 0 ? (vib3_dtype)o->expert_dtype
+                   : source_native_q4(c) ? VIB3_DTYPE_Q4_0
+                                         : VIB3_DTYPE_Q4_K16;
     if (c->expert_dt == VIB3_DTYPE_BF16 || c->expert_dt >= VIB3_DTYPE_COUNT_)
-        return vib3_err_set(VIB3_ERR_INVALID, "convert: --quant %s is not supported (q4, q8, f16, f32)",
+        return vib3_err_set(VIB3_ERR_INVALID, "convert: --quant %s is not supported (q4, q4_k16, q4_0, q8, f16, f32)",
                             vib3_dtype_name(c->expert_dt));
-    c->dense_dt = c->expert_dt == VIB3_DTYPE_Q4_0 ? (o->dense_q4 ? VIB3_DTYPE_Q4_0 : VIB3_DTYPE_Q8_0) : c->expert_dt;
-    if ((c->expert_dt == VIB3_DTYPE_Q4_0 || c->expert_dt == VIB3_DTYPE_Q8_0) && m->hidden_size % VIB3_QBLOCK)
+    bool int4 = c->expert_dt == VIB3_DTYPE_Q4_0 || c->expert_dt == VIB3_DTYPE_Q4_K16;
+    c->dense_dt = o->dense_f16 && (int4 || c->expert_dt == VIB3_DTYPE_Q8_0) ? VIB3_DTYPE_F16
+                  : int4 ? (o->dense_q4 ? VIB3_DTYPE_Q4_0 : VIB3_DTYPE_Q8_0)
+                         : c->expert_dt;
+    if ((int4 || c->expert_dt == VIB3_DTYPE_Q8_0) && m->hidden_size % VIB3_QBLOCK)
         return vib3_err_set(VIB3_ERR_UNSUPPORTED,
                             "%s: hidden_size %u is not a multiple of 32: quantized pages need whole blocks (use --quant f16)",
                             o->model_path, m->hidden_size);

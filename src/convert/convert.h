@@ -19,7 +19,8 @@ typedef struct vib3_convert_opts {
     bool no_permute;            /* keep the source neuron order (exact page-by-page comparisons) */
     uint32_t calib_tokens;      /* calibration tokens; 0 = 4096 */
     bool q4_ggml_ref;           /* Q4_0 scales exactly as ggml's reference quantizer (bit-identical to llama.cpp) */
-    bool dense_q4;              /* --dense q4: with Q4_0 pages, other matrices Q4_0 too (default Q8_0) */
+    bool dense_q4;              /* --dense q4: with INT4 pages, other matrices Q4_0 too (default Q8_0) */
+    bool dense_f16;             /* --dense f16: with INT4 / Q8 pages, other matrices F16 */
     uint32_t threads;           /* 0 = all cores */
     uint64_t mem_budget_bytes;  /* peak working memory; 0 = 2 GiB */
     bool progress;              /* progress bar on stderr (tty) or plain lines */

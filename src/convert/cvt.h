@@ -218,6 +218,10 @@ void vib3_quantize_q8_0(const float *x, uint64_t n, vib3_block_q8_0 *out);
 void vib3_quantize_q4_0_best(const float *x, uint64_t n, vib3_block_q4_0 *out);
 /* the same minimising the importance-weighted error sum w (x - x^)^2 (w NULL = unweighted) */
 void vib3_quantize_q4_0_weighted(const float *x, const float *w, uint64_t n, vib3_block_q4_0 *out);
+/* Q4_K16 rows (vib3_format.h), minimising the w-weighted squared error (w NULL = unweighted);
+ * out: vib3_dtype_row_bytes(Q4_K16, n) bytes */
+void vib3_quantize_q4_k16(const float *x, const float *w, uint64_t n, uint8_t *out);
+void vib3_dequantize_q4_k16(const uint8_t *in, uint64_t n, float *out);
 /* vib3_encode_row with the scale search for Q4_0 */
 void vib3_encode_row_best(vib3_dtype t, const float *x, uint64_t n, void *out);
 void vib3_dequantize_q4_0(const vib3_block_q4_0 *b, uint64_t n, float *out);

@@ -113,6 +113,8 @@ static void encode_neuron_row(slot_job *j, const vib3_weight *w, uint32_t src, f
     vib3_weight_row_f32(w, src, 0, j->hidden, tmp);
     if (j->imp_h && j->dt == VIB3_DTYPE_Q4_0)
         vib3_quantize_q4_0_weighted(tmp, j->imp_h, j->hidden, (vib3_block_q4_0 *)(void *)out);
+    else if (j->dt == VIB3_DTYPE_Q4_K16)
+        vib3_quantize_q4_k16(tmp, j->imp_h, j->hidden, out);
     else
         j->encode(j->dt, tmp, j->hidden, out);
 }
@@ -155,13 +157,16 @@ static void phase_b(void *ctx, uint64_t index, uint32_t worker) {
                 uint32_t src = j->perm[first + i];
                 tmp[i] = src == NO_NEURON ? 0.0f : row[src];
             }
-            if (j->imp_n && j->dt == VIB3_DTYPE_Q4_0) {
+            if (j->imp_n && (j->dt == VIB3_DTYPE_Q4_0 || j->dt == VIB3_DTYPE_Q4_K16)) {
                 float *w = row + 2 * j->c->scratch_floats;
                 for (uint32_t i = 0; i < n; i++) {
                     uint32_t src = j->perm[first + i];
                     w[i] = src == NO_NEURON ? 1e-6f : j->imp_n[src];
                 }
-                vib3_quantize_q4_0_weighted(tmp, w, n, (vib3_block_q4_0 *)(void *)out);
+                if (j->dt == VIB3_DTYPE_Q4_K16)
+                    vib3_quantize_q4_k16(tmp, w, n, out);
+                else
+                    vib3_quantize_q4_0_weighted(tmp, w, n, (vib3_block_q4_0 *)(void *)out);
             } else {
                 j->encode(j->dt, tmp, n, out);
             }
@@ -278,7 +283,7 @@ static bool calib_slot(vib3_cvt *c, slot_job *j, uint32_t layer, uint32_t kind, 
     for (uint32_t i = 0; i < j->ffn; i++) a.imp_n[i] += (float)(1e-3 * nmean + 1e-30);
     j->imp_n = a.imp_n;
     /* importance-weighted scales are opt-in: on tinymix-brown with 1250 calibration tokens they
-     * raised the KL divergence (0.0051 -> 0.0056, docs/bench/convert.md) */
+     * raised the KL divergence (Q4_0 0.0051 -> 0.0056, Q4_K16 0.0029 -> 0.0032, docs/bench/convert.md) */
     const char *imx = getenv("VIB3_CONVERT_IMATRIX");
     if (!imx || strcmp(imx, "1")) {
         free(j->imp_h);

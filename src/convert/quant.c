@@ -416,6 +416,155 @@ void vib3_dequantize_q8_0(const vib3_block_q8_0 *b, uint64_t n, float *out) {
     }
 }
 
+/* ---- Q4_K16 (vib3_format.h) -------------------------------------------------
+ * Per 16-element group an asymmetric fit x ~ d q + m (q in 0..15, m <= 0 so
+ * it is stored as -dmin * mn): candidate ranges (max - min) / (15 + 0.25 k)
+ * each refined by weighted least squares of (d, m) for its rounded q. Per
+ * super-block D = max d / 63 and M = max -m / 63 (f16), then each group's
+ * 6-bit sc, mn is the rounded ratio or a neighbour (3 x 3 candidates),
+ * whichever has the least (weighted) error with q re-rounded: about 40 flops
+ * per weight, ~10x ggml's Q4_0 quantizer. w: per-element importance or NULL. */
+static inline float wt(const float *w, int j) { return w ? w[j] : 1.0f; }
+
+static float k16_err(const float *x, const float *w, float d, float m, uint8_t *q) {
+    float id = d > 0 ? 1.0f / d : 0.0f, sse = 0;
+    for (int j = 0; j < 16; j++) {
+        int v = d > 0 ? (int)lrintf((x[j] - m) * id) : 0;
+        v = v < 0 ? 0 : v > 15 ? 15 : v;
+        if (q) q[j] = (uint8_t)v;
+        float e = x[j] - (d * (float)v + m);
+        sse += wt(w, j) * e * e;
+    }
+    return sse;
+}
+
+static void k16_fit(const float *x, const float *w, float *od, float *om) {
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < 16; j++) {
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
+    }
+    if (lo > 0) lo = 0; /* m <= 0: all-positive groups start at 0 */
+    if (hi <= lo) {
+        *od = 0;
+        *om = lo;
+        return;
+    }
+    float bd = (hi - lo) / 15.0f, bm = lo, best = k16_err(x, w, bd, bm, NULL);
+    for (int k = -4; k <= 4; k++) {
+        float d = (hi - lo) / (15.0f + 0.25f * (float)k), m = lo;
+        for (int it = 0; it < 3; it++) {
+            uint8_t q[16];
+            float e = k16_err(x, w, d, m, q);
+            if (e < best) best = e, bd = d, bm = m;
+            double s1 = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
+            for (int j = 0; j < 16; j++) {
+                double ww = wt(w, j);
+                s1 += ww, sq += ww * q[j], sqq += ww * q[j] * q[j], sx += ww * x[j], sxq += ww * x[j] * q[j];
+            }
+            double det = s1 * sqq - sq * sq;
+            if (det <= 0) break;
+            double nd = (s1 * sxq - sq * sx) / det, nm = (sqq * sx - sq * sxq) / det;
+            if (nm > 0) { /* pin m at 0, refit d alone */
+                nm = 0;
+                nd = sqq > 0 ? sxq / sqq : 0;
+            }
+            if (!(nd > 0)) break;
+            d = (float)nd, m = (float)nm;
+        }
+    }
+    *od = bd;
+    *om = bm;
+}
+
+/* codes of one super-block for given D, M: per group the best (sc, mn) among the rounded ratios
+ * and their neighbours, with q re-rounded; returns the weighted error */
+static float k16_codes(const float *xs, const float *ws, int ng, const float *ds, const float *ms, float D, float M,
+                       int *sc, int *mn, uint8_t (*q)[16]) {
+    float tot = 0;
+    for (int g = 0; g < ng; g++) {
+        const float *xg = xs + 16 * g, *wg = ws ? ws + 16 * g : NULL;
+        int s = D > 0 ? (int)lrintf(fminf(ds[g] / D, 63.0f)) : 0, mm = M > 0 ? (int)lrintf(fminf(-ms[g] / M, 63.0f)) : 0;
+        float best = INFINITY;
+        sc[g] = 0, mn[g] = 0;
+        memset(q[g], 0, 16);
+        for (int a = s - 1; a <= s + 1; a++) {
+            for (int b = mm - 1; b <= mm + 1; b++) {
+                if (a < 0 || a > 63 || b < 0 || b > 63) continue;
+                uint8_t qq[16];
+                float e = k16_err(xg, wg, D * (float)a, -M * (float)b, qq);
+                if (e < best) {
+                    best = e, sc[g] = a, mn[g] = b;
+                    memcpy(q[g], qq, 16);
+                }
+            }
+        }
+        tot += best;
+    }
+    return tot;
+}
+
+void vib3_quantize_q4_k16(const float *x, const float *w, uint64_t n, uint8_t *out) {
+    for (uint64_t s0 = 0; s0 < n; s0 += VIB3_Q4K16_SUPER) {
+        int ng = (int)((n - s0 < VIB3_Q4K16_SUPER ? n - s0 : VIB3_Q4K16_SUPER) / 16);
+        const float *xs = x + s0, *ws = w ? w + s0 : NULL;
+        float ds[16], ms[16], dmax = 0, mmax = 0;
+        for (int g = 0; g < ng; g++) {
+            k16_fit(xs + 16 * g, ws ? ws + 16 * g : NULL, &ds[g], &ms[g]);
+            dmax = ds[g] > dmax ? ds[g] : dmax;
+            mmax = -ms[g] > mmax ? -ms[g] : mmax;
+        }
+        uint16_t hd = vib3_cvt_f32_to_f16(dmax / 63.0f), hm = vib3_cvt_f32_to_f16(mmax / 63.0f);
+        int sc[16], mn[16];
+        uint8_t q[16][16];
+        float err = k16_codes(xs, ws, ng, ds, ms, vib3_cvt_f16_to_f32(hd), vib3_cvt_f16_to_f32(hm), sc, mn, q);
+        /* (D, M) by least squares for the chosen codes (x ~ D sc q - M mn is linear in them), codes again;
+         * kept while the error drops */
+        for (int it = 0; it < 2; it++) {
+            double aa = 0, ab = 0, bb = 0, ax = 0, bx = 0;
+            for (int g = 0; g < ng; g++)
+                for (int j = 0; j < 16; j++) {
+                    double ww = ws ? ws[16 * g + j] : 1.0, a = (double)sc[g] * q[g][j], b = -(double)mn[g],
+                           xv = xs[16 * g + j];
+                    aa += ww * a * a, ab += ww * a * b, bb += ww * b * b, ax += ww * a * xv, bx += ww * b * xv;
+                }
+            double det = aa * bb - ab * ab;
+            if (!(det > 0)) break;
+            double D = (bb * ax - ab * bx) / det, M = (aa * bx - ab * ax) / det;
+            if (!(D > 0) || M < 0) break;
+            uint16_t nd = vib3_cvt_f32_to_f16((float)D), nm = vib3_cvt_f32_to_f16((float)M);
+            int sc2[16], mn2[16];
+            uint8_t q2[16][16];
+            float e2 = k16_codes(xs, ws, ng, ds, ms, vib3_cvt_f16_to_f32(nd), vib3_cvt_f16_to_f32(nm), sc2, mn2, q2);
+            if (!(e2 < err)) break;
+            err = e2, hd = nd, hm = nm;
+            memcpy(sc, sc2, sizeof sc), memcpy(mn, mn2, sizeof mn), memcpy(q, q2, sizeof q);
+        }
+        out[0] = (uint8_t)hd, out[1] = (uint8_t)(hd >> 8), out[2] = (uint8_t)hm, out[3] = (uint8_t)(hm >> 8);
+        out += VIB3_Q4K16_HEAD_BYTES;
+        for (int c = 0; c < ng / 2; c++, out += VIB3_Q4K16_CHUNK_BYTES) {
+            vib3_q4k16_pack(out, sc + 2 * c, mn + 2 * c);
+            for (int j = 0; j < 16; j++) out[3 + j] = (uint8_t)(q[2 * c][j] | q[2 * c + 1][j] << 4);
+        }
+    }
+}
+
+void vib3_dequantize_q4_k16(const uint8_t *in, uint64_t n, float *out) {
+    for (uint64_t s0 = 0; s0 < n; s0 += VIB3_Q4K16_SUPER) {
+        int nc = (int)((n - s0 < VIB3_Q4K16_SUPER ? n - s0 : VIB3_Q4K16_SUPER) / 32);
+        float D = vib3_cvt_f16_to_f32((uint16_t)(in[0] | in[1] << 8)), M = vib3_cvt_f16_to_f32((uint16_t)(in[2] | in[3] << 8));
+        in += VIB3_Q4K16_HEAD_BYTES;
+        for (int c = 0; c < nc; c++, in += VIB3_Q4K16_CHUNK_BYTES, out += 32) {
+            int sc[2], mn[2];
+            vib3_q4k16_unpack(in, sc, mn);
+            for (int j = 0; j < 16; j++) {
+                out[j] = D * (float)sc[0] * (float)(in[3 + j] & 15) - M * (float)mn[0];
+                out[j + 16] = D * (float)sc[1] * (float)(in[3 + j] >> 4) - M * (float)mn[1];
+            }
+        }
+    }
+}
+
 void vib3_encode_row(vib3_dtype t, const float *x, uint64_t n, void *out) {
     switch (t) {
     case VIB3_DTYPE_F32: memcpy(out, x, n * 4); break;
@@ -427,6 +576,7 @@ void vib3_encode_row(vib3_dtype t, const float *x, uint64_t n, void *out) {
         break;
     case VIB3_DTYPE_Q8_0: vib3_quantize_q8_0(x, n, out); break;
     case VIB3_DTYPE_Q4_0: vib3_quantize_q4_0(x, n, out); break;
+    case VIB3_DTYPE_Q4_K16: vib3_quantize_q4_k16(x, NULL, n, out); break;
     default: break;
     }
 }
@@ -443,6 +593,7 @@ void vib3_decode_row(vib3_dtype t, const void *in, uint64_t n, float *out) {
     case VIB3_DTYPE_BF16: vib3_sdtype_decode(VIB3_S_BF16, in, n, out); break;
     case VIB3_DTYPE_Q8_0: vib3_sdtype_decode(VIB3_S_Q8_0, in, n, out); break;
     case VIB3_DTYPE_Q4_0: vib3_sdtype_decode(VIB3_S_Q4_0, in, n, out); break;
+    case VIB3_DTYPE_Q4_K16: vib3_dequantize_q4_k16(in, n, out); break;
     default: memset(out, 0, n * sizeof(float)); break;
     }
 }
