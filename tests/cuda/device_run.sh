@@ -11,17 +11,19 @@
 #          with the same BUILD (lib/ goes on LD_LIBRARY_PATH).
 #
 #   build  make CUDA=1 into $BUILD (default build-cuda-dev): vib3, tests/cuda/test_cuda, gen_models
-#   test   the device tests of tests/cuda/test_cuda.c (kernel vs CPU reference on odd page
-#          shapes, promotion + lookup, whole-model greedy == CPU, forced CUDA error -> CPU)
-#   bench  decode tok/s, CPU vs GPU tier, on tinymix (q4) and on a generated Mixtral-shaped
-#          model (hidden 4096, ffn 14336, 8 experts top-2, $MIXTRAL_LAYERS layers, q4_0 experts):
+#   test   the device tests of tests/cuda/test_cuda.c (Q4_0 and Q4_K16 kernels vs the CPU references
+#          on odd page shapes and in batches, promotion + lookup, whole-model greedy == CPU on q4_0
+#          and q4_k16 models, forced CUDA error -> CPU), the emulation / mock tests of the build
+#   bench  decode tok/s, CPU vs GPU tier, on tinymix and on a generated Mixtral-shaped model
+#          (hidden 4096, ffn 14336, 8 experts top-2, $MIXTRAL_LAYERS layers), each converted with
+#          every --quant of $QUANTS (default "q4 q4_0": the converter's default INT4, Q4_K16, and Q4_0):
 #          the in-process table of test_cuda's bench_decode_cpu_vs_gpu_tier (which also checks
 #          the four greedy token sequences agree) and `vib3 bench -p 0` rows with the tier off
 #          (CUDA_VISIBLE_DEVICES=) and on, on the frames backend and on the default one.
 #
 # Env: BUILD, JOBS (make -j, default nproc), THREADS (decode threads, default nproc), N_GEN (timed
-# tokens, default 64), MIXTRAL_LAYERS (default 2; each layer is 2.8 GB of BF16 to generate and
-# ~0.8 GB of Q4_0 pages), MIXTRAL_DIMS (hidden:ffn:experts, default 4096:14336:8; small values
+# tokens, default 64), QUANTS (default "q4 q4_0"), MIXTRAL_LAYERS (default 2; each layer is 2.8 GB
+# of BF16 to generate and ~0.8 GB of Q4_0 / ~0.86 GB of Q4_K16 pages), MIXTRAL_DIMS (hidden:ffn:experts, default 4096:14336:8; small values
 # check the script itself on a machine without a GPU), BENCH_DIR (models, default $BUILD/cuda-bench; reused when present),
 # VIB3_MODELS (the shared models directory; default ../shared/models or ./shared/models).
 # Exit status: 0 when every stage run passed, 1 when a stage failed, 2 when the machine cannot
@@ -36,6 +38,7 @@ THREADS=${THREADS:-$NPROC}
 N_GEN=${N_GEN:-64}
 MIXTRAL_LAYERS=${MIXTRAL_LAYERS:-2}
 MIXTRAL_DIMS=${MIXTRAL_DIMS:-4096:14336:8}
+QUANTS=${QUANTS:-q4 q4_0}
 BENCH_DIR=${BENCH_DIR:-$BUILD/cuda-bench}
 if [ -z "${VIB3_MODELS:-}" ]; then
     for d in "$ROOT/../shared/models" "$ROOT/shared/models"; do [ -d "$d" ] && VIB3_MODELS=$d && break; done
@@ -127,27 +130,50 @@ esac
 case " $STAGES " in *" bench "*)
     say "bench models ($BENCH_DIR)"
     mkdir -p "$BENCH_DIR" || exit 2
-    TM=$BENCH_DIR/tinymix-q4.vib3
-    MX=$BENCH_DIR/mixtral-shaped-$(echo "$MIXTRAL_DIMS" | tr : -)-l$MIXTRAL_LAYERS-q4.vib3
+    # every model in each of $QUANTS: "q4" is the converter's default INT4 (Q4_K16 for BF16 sources),
+    # q4_0 the older Q4_0 pages; the name says which (and vib3 info prints the expert dtype)
+    MX_BASE=$BENCH_DIR/mixtral-shaped-$(echo "$MIXTRAL_DIMS" | tr : -)-l$MIXTRAL_LAYERS
     list=""
-    if [ ! -f "$TM" ] && [ -d "${VIB3_MODELS:-/nonexistent}/tinymix-brown" ]; then
-        "$BUILD/vib3" convert --model "$VIB3_MODELS/tinymix-brown" --output "$TM" --quant q4 --quiet || rm -f "$TM"
-    fi
-    [ -f "$TM" ] && list="tinymix=$TM" || echo "tinymix: no ${VIB3_MODELS:-shared models}/tinymix-brown; skipped"
-    if [ ! -f "$MX" ]; then
+    mx_missing=""
+    for qn in $QUANTS; do
+        tag=$([ "$qn" = q4 ] && echo default || echo "$qn")
+        TM=$BENCH_DIR/tinymix-$tag.vib3
+        if [ ! -f "$TM" ] && [ -d "${VIB3_MODELS:-/nonexistent}/tinymix-brown" ]; then
+            "$BUILD/vib3" convert --model "$VIB3_MODELS/tinymix-brown" --output "$TM" --quant "$qn" --quiet || rm -f "$TM"
+        fi
+        if [ -f "$TM" ]; then
+            list="$list tinymix-$tag=$TM"
+            "$BUILD/vib3" info "$TM" | grep -m1 quantization | sed "s|^|tinymix-$tag: |"
+        else
+            echo "tinymix-$tag: no ${VIB3_MODELS:-shared models}/tinymix-brown or conversion failed; skipped"
+        fi
+        [ -f "$MX_BASE-$tag.vib3" ] || mx_missing="$mx_missing $qn"
+    done
+    if [ -n "$mx_missing" ]; then
         [ -x "$BUILD/tools/gen_models" ] || make --no-print-directory BUILD="$BUILD" CUDA=1 "$BUILD/tools/gen_models" >/dev/null
         rm -rf "$BENCH_DIR/gen"
         echo "generating the Mixtral-shaped model ($MIXTRAL_DIMS, $MIXTRAL_LAYERS layers) ..."
         t0=$(date +%s)
-        if "$BUILD/tools/gen_models" "$BENCH_DIR/gen" "hf:mixtral:bf16:1:$MIXTRAL_DIMS:$MIXTRAL_LAYERS" >/dev/null &&
-           "$BUILD/vib3" convert --model "$BENCH_DIR/gen/mixtral-bf16" --output "$MX" --quant q4 --quiet; then
+        if "$BUILD/tools/gen_models" "$BENCH_DIR/gen" "hf:mixtral:bf16:1:$MIXTRAL_DIMS:$MIXTRAL_LAYERS" >/dev/null; then
+            for qn in $mx_missing; do
+                tag=$([ "$qn" = q4 ] && echo default || echo "$qn")
+                "$BUILD/vib3" convert --model "$BENCH_DIR/gen/mixtral-bf16" --output "$MX_BASE-$tag.vib3" --quant "$qn" \
+                    --quiet || { echo "mixtral-shaped: conversion --quant $qn FAILED"; rm -f "$MX_BASE-$tag.vib3"; status=1; }
+            done
             echo "generated and converted in $(( $(date +%s) - t0 )) s"
         else
-            echo "mixtral-shaped: generation or conversion FAILED"; rm -f "$MX"; status=1
+            echo "mixtral-shaped: generation FAILED"; status=1
         fi
         rm -rf "$BENCH_DIR/gen"
     fi
-    [ -f "$MX" ] && list="$list mixtral-shaped=$MX" && "$BUILD/vib3" info "$MX" | sed -n '1,6p'
+    for qn in $QUANTS; do
+        tag=$([ "$qn" = q4 ] && echo default || echo "$qn")
+        MX=$MX_BASE-$tag.vib3
+        [ -f "$MX" ] || continue
+        list="$list mixtral-shaped-$tag=$MX"
+        "$BUILD/vib3" info "$MX" | sed -n '1,6p'
+    done
+    list=${list# }
 
     if [ -n "$list" ]; then
         say "decode: CPU vs GPU tier, in process (test_cuda bench_decode_cpu_vs_gpu_tier, $THREADS threads, $N_GEN tokens)"
