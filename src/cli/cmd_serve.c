@@ -1,6 +1,10 @@
 /* cmd_serve.c — `vib3 serve <model> [--host H] [--port P] [--api-key K] [--parallel N]`:
  * opens the engine with N sequence slots and runs the OpenAI-compatible
  * server (src/api/server.h) until SIGINT / SIGTERM. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +28,7 @@ static void usage(FILE *out) {
             "usage: vib3 serve <model> [options]   (or -m/--model <model>, as llama-server)\n"
             "OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions (\"stream\": true for SSE),\n"
             "GET /v1/models, GET /health, GET /metrics (Prometheus)\n"
-            "  --host ADDR            listen address (default 127.0.0.1; 0.0.0.0 exposes it to the network)\n"
+            "  --host ADDR            address or host name to listen on (default 127.0.0.1; 0.0.0.0: all)\n"
             "  --port N               TCP port (default 8080; 0 picks a free one)\n"
             "  --api-key KEY          require 'Authorization: Bearer KEY' (also VIB3_API_KEY)\n"
             "  -np, --parallel N      sequences decoded together, continuous batching (default 4)\n"
@@ -32,6 +36,33 @@ static void usage(FILE *out) {
             "  --body-bytes-max SIZE  largest request body, 413 beyond (default 1M)\n"
             "  --alias NAME           model id reported by /v1/models (default: the file name)\n");
     vib3_cli_settings_help(out, SERVE_SETTINGS);
+}
+
+/* --host localhost (or another name), as llama-server and Ollama take it: the server binds
+ * numeric addresses, so a name becomes its first address; 0 ok, else 1 (message printed) */
+static int resolve_host(vib3_config *cfg) {
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, cfg->host, buf) == 1 || inet_pton(AF_INET6, cfg->host, buf) == 1) return 0;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(cfg->host, NULL, &hints, &res);
+    if (rc != 0 || !res) return vib3_cli_error("serve", "--host %s: cannot resolve it (%s)", cfg->host, gai_strerror(rc));
+    char addr[INET6_ADDRSTRLEN] = "";
+    const struct addrinfo *a = res;
+    for (const struct addrinfo *r = res; r; r = r->ai_next) /* IPv4 first, as "localhost" means 127.0.0.1 to most */
+        if (r->ai_family == AF_INET) {
+            a = r;
+            break;
+        }
+    const void *in = a->ai_family == AF_INET ? (const void *)&((const struct sockaddr_in *)a->ai_addr)->sin_addr
+                                             : (const void *)&((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+    const char *ok = inet_ntop(a->ai_family, in, addr, sizeof addr);
+    freeaddrinfo(res);
+    if (!ok) return vib3_cli_error("serve", "--host %s: %s", cfg->host, strerror(errno));
+    snprintf(cfg->host, sizeof cfg->host, "%s", addr);
+    return 0;
 }
 
 int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
@@ -59,6 +90,7 @@ int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
         model = argv[i];
     }
     if (!model) return vib3_cli_usage_error("serve", "missing <model>");
+    if (resolve_host(cfg) != 0) return 1;
     if (cfg->parallel == 0) cfg->parallel = 1;
     char path[VIB3_PATH_MAX];
     if (vib3_cli_resolve_model(cfg, model, path, sizeof path) != VIB3_OK) return vib3_cli_fail("serve");

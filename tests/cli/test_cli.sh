@@ -101,6 +101,14 @@ PY
     printf 'second turn\n/exit\n' | $V run "$T/tm.vib3" -i "first turn" -n 2 >"$OUT" 2>"$ERR"
     grep -q "^> first turn" "$OUT" && [ "$(grep -c '^> ' "$OUT")" -ge 2 ] && ok ||
         { bad "run -i PROMPT did not start with the prompt"; head -5 "$OUT"; }
+    # serve --host localhost (a name, as llama-server and Ollama take it) listens on its address
+    $V serve "$T/tm.vib3" --host localhost --port 0 >"$T/serve.log" 2>&1 &
+    spid=$!
+    for i in $(seq 1 100); do grep -q "listening on" "$T/serve.log" && break; sleep 0.1; done
+    port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve.log")
+    [ -n "$port" ] && curl -s "http://127.0.0.1:$port/health" | grep -q '"ok"' && ok ||
+        { bad "serve --host localhost"; cat "$T/serve.log"; }
+    kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     # --output naming a directory puts <model name>.vib3 in it (was: a failed rename after the whole conversion)
     mkdir -p "$T/outdir"
     expect_rc 0 "convert into a directory" $V convert $M -o "$T/outdir" --no-calib -q
