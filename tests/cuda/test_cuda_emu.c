@@ -270,8 +270,9 @@ static void random_page_k16(uint8_t *page, uint32_t h, uint32_t k, uint64_t *see
  * 4128 (16 full + 1 chunk: rows of 129 chunks, more than 32 lanes' worth); K from 32 to 256 (down
  * rows of 1..8 chunks, one super-block), plus K 288 (down rows of two super-blocks) */
 TEST(cuda_q4_k16_kernels_emulated_match_reference_bit_for_bit) {
-    static const uint32_t shapes[][2] = {{192, 32},  {192, 256}, {288, 96}, {288, 160}, {192, 224},
-                                         {4128, 64}, {4128, 32}, {96, 288}, {288, 64}};
+    static const uint32_t shapes[][2] = {{192, 32},  {288, 64},   {4128, 96}, {192, 128}, {288, 160},
+                                         {4128, 192}, {192, 224}, {288, 256}, {4128, 256}, {192, 256},
+                                         {4128, 32},  {96, 288},  {288, 96}}; /* every K of 32..256 */
     const uint32_t hmax = 4128, kmax = 288;
     uint64_t maxb = 0, seed = 41;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
