@@ -9,7 +9,9 @@
 #
 # 1. tests/llama/gguf_synth writes a random Mixtral-shaped Q4_0 GGUF (llama.cpp's
 #    `llama` arch with 8 experts top-2; Llama-2 vocab), `vib3 convert` imports
-#    it losslessly (Q4_0 pages; other matrices Q8_0).
+#    it losslessly (Q4_0 pages; other matrices Q8_0) with --no-calib (random
+#    weights: routing statistics mean nothing, and the calibration pass would
+#    run the 14.8 B model over models/calib/default.txt — an hour on 2 cores).
 # 2. storage_diskbw: O_DIRECT io_uring 1 MiB reads at QD4 into huge pages over
 #    the .vib3 file = the disk ceiling D (GB/s) measured in this run.
 # 3. vib3: tests/tools/storage_run with --ram-budget BUDGET (frames = budget -
@@ -59,7 +61,7 @@ if [ ! -f "$GGUF" ]; then
 fi
 if [ ! -f "$V3" ]; then
     echo "converting to $V3"
-    "$BUILD/vib3" convert --model "$GGUF" --output "$V3" --no-index --quiet || exit 1
+    "$BUILD/vib3" convert --model "$GGUF" --output "$V3" --no-index --no-calib --quiet || exit 1
 fi
 "$BUILD/vib3" info "$V3" | sed -n '1,12p'
 
