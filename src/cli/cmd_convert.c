@@ -37,6 +37,7 @@ static void usage(FILE *out) {
             "                         with f16/f32 everything keeps that precision (f32 reproduces the source)\n"
             "  --dense q4|q8|f16      with --quant q4: dtype of the other matrices (default q8; q4 as llama.cpp's Q4_0\n"
             "                         files, ~half the attention / LM-head bytes per token; f16: least loss)\n"
+            "  --q8-layers N          with q4 (Q4_K16): the first N layers' FFN pages in Q8_0 (default 1; 0 = none)\n"
             "  --page-neurons K       neurons per page (multiple of 32; default: automatic, 64-512 KiB pages)\n"
             "  --calib FILE           calibration text (default models/calib/default.txt): routing statistics (COAC),\n"
             "                         co-firing neuron order, signature recall measurement\n"
@@ -92,6 +93,13 @@ int vib3_cmd_convert(int argc, char **argv, vib3_config *cfg) {
                 return vib3_cli_usage_error("convert", "--dense %s: expected q4, q8 or f16", v);
             o.dense_q4 = !strcmp(v, "q4");
             o.dense_f16 = !strcmp(v, "f16");
+        } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--q8-layers"))) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || n > VIB3_MAX_LAYERS || v[0] == '-')
+                return vib3_cli_usage_error("convert", "--q8-layers %s: expected a layer count 0..%u", v, VIB3_MAX_LAYERS);
+            o.q8_layers = (uint32_t)n;
+            o.q8_layers_set = true;
         } else if ((v = vib3_cli_flag_value(argc, argv, &i, "--page-neurons"))) {
             uint32_t k;
             if (vib3_cli_parse_u32("convert", "--page-neurons", v, 32, VIB3_MAX_DIM, &k)) return 2;

@@ -78,6 +78,27 @@ static void compute_fit(const vib3_file *f, const vib3_config *cfg, fit *out) {
     }
 }
 
+/* pages whose dtype differs from the file's expert dtype (the converter's --q8-layers): their
+ * count, dtype and layer range; the largest page (frames are sized by it) */
+typedef struct page_mix {
+    uint64_t n_other, max_bytes;
+    uint32_t other_dtype, layer_lo, layer_hi;
+} page_mix;
+
+static page_mix page_mix_of(const vib3_file *f) {
+    page_mix m = {0, 0, 0, UINT32_MAX, 0};
+    for (uint64_t i = 0; i < f->n_pages; i++) {
+        const vib3_page_entry *p = &f->pages[i];
+        if (p->bytes > m.max_bytes) m.max_bytes = p->bytes;
+        if (p->dtype == f->config->expert_dtype) continue;
+        m.n_other++;
+        m.other_dtype = p->dtype;
+        if (p->layer < m.layer_lo) m.layer_lo = p->layer;
+        if (p->layer > m.layer_hi) m.layer_hi = p->layer;
+    }
+    return m;
+}
+
 static const char *tag_name(uint32_t tag, char *buf) {
     memcpy(buf, &tag, 4);
     buf[4] = 0;
@@ -90,19 +111,24 @@ static void print_json(const vib3_file *f, const fit *ft, int verified) {
     vib3_file_param_counts(f, &total, &active);
     char path[2200];
     vib3_json_write_str(path, sizeof path, f->path, strlen(f->path));
-    uint64_t page_bytes = f->n_pages ? f->pages[0].bytes : 0;
+    page_mix mix = page_mix_of(f);
+    uint64_t page_bytes = mix.max_bytes;
     printf("{\"path\": %s, \"arch\": \"%s\", \"n_layers\": %u, \"n_experts\": %u, \"n_experts_per_tok\": %u, "
            "\"n_shared_experts\": %u, \"hidden_size\": %u, \"vocab_size\": %u, \"n_heads\": %u, \"n_kv_heads\": %u, "
            "\"head_dim\": %u, \"ffn_size\": %u, \"moe_ffn_size\": %u, \"first_k_dense\": %u, \"max_position\": %u, "
            "\"params_total\": %llu, \"params_active\": %llu, \"quant\": \"%s\", \"dense_quant\": \"%s\", "
            "\"page_neurons\": %u, \"n_pages\": %llu, \"page_bytes\": %llu, \"file_bytes\": %llu, "
-           "\"expert_bytes\": %llu, \"dense_bytes\": %llu, \"sig_dim\": %u, \"sections\": [",
+           "\"expert_bytes\": %llu, \"dense_bytes\": %llu, \"sig_dim\": %u, ",
            path, vib3_arch_name(c->arch), c->n_layers, c->n_experts, c->n_experts_per_tok, c->n_shared_experts,
            c->hidden_size, c->vocab_size, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_size, c->moe_ffn_size,
            c->first_k_dense, c->max_position, (unsigned long long)total, (unsigned long long)active,
            vib3_dtype_name(c->expert_dtype), vib3_dtype_name(c->dense_dtype), c->page_neurons,
            (unsigned long long)f->n_pages, (unsigned long long)page_bytes, (unsigned long long)f->file_size,
            (unsigned long long)f->expert_bytes_total, (unsigned long long)f->dense_bytes_total, c->sig_dim);
+    if (mix.n_other)
+        printf("\"other_page_dtype\": \"%s\", \"other_dtype_pages\": %llu, \"other_dtype_layers\": [%u, %u], ",
+               vib3_dtype_name((vib3_dtype)mix.other_dtype), (unsigned long long)mix.n_other, mix.layer_lo, mix.layer_hi);
+    printf("\"sections\": [");
     for (uint32_t i = 0; i < f->n_sections; i++) {
         char t[8];
         printf("%s{\"tag\": \"%s\", \"bytes\": %llu, \"checksum\": \"ok\"}", i ? ", " : "", tag_name(f->sections[i].tag, t),
@@ -135,11 +161,14 @@ static void print_text(const vib3_file *f, const fit *ft, int verified) {
     else
         printf("  ffn            dense, %u\n", c->ffn_size);
     printf("  parameters     %.3fM total, %.3fM active per token\n", total / 1e6, active / 1e6);
-    printf("  quantization   experts %s, other weights %s\n", vib3_dtype_name(c->expert_dtype),
+    page_mix mix = page_mix_of(f);
+    char lay[48] = "";
+    if (mix.n_other && mix.layer_lo == mix.layer_hi) snprintf(lay, sizeof lay, " (layer %u: %s)", mix.layer_lo, vib3_dtype_name((vib3_dtype)mix.other_dtype));
+    else if (mix.n_other) snprintf(lay, sizeof lay, " (layers %u-%u: %s)", mix.layer_lo, mix.layer_hi, vib3_dtype_name((vib3_dtype)mix.other_dtype));
+    printf("  quantization   experts %s%s, other weights %s\n", vib3_dtype_name(c->expert_dtype), lay,
            vib3_dtype_name(c->dense_dtype));
-    printf("  pages          %llu of %u neurons, %s each (%s of experts, %s of other weights)\n",
-           (unsigned long long)f->n_pages, c->page_neurons,
-           vib3_format_size(f->n_pages ? f->pages[0].bytes : 0, a, sizeof a),
+    printf("  pages          %llu of up to %u neurons, up to %s each (%s of experts, %s of other weights)\n",
+           (unsigned long long)f->n_pages, c->page_neurons, vib3_format_size(mix.max_bytes, a, sizeof a),
            vib3_format_size(f->expert_bytes_total, b, sizeof b), vib3_format_size(f->dense_bytes_total, d, sizeof d));
     printf("  sections      ");
     for (uint32_t i = 0; i < f->n_sections; i++) {

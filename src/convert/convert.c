@@ -370,6 +370,7 @@ static vib3_err run(vib3_cvt *c) {
         return vib3_err_set(VIB3_ERR_INVALID, "convert: --quant %s is not supported (q4, q4_k16, q4_0, q8, f16, f32)",
                             vib3_dtype_name(c->expert_dt));
     bool int4 = c->expert_dt == VIB3_DTYPE_Q4_0 || c->expert_dt == VIB3_DTYPE_Q4_K16;
+    c->q8_layers = o->q8_layers_set ? o->q8_layers : 1;
     c->dense_dt = o->dense_f16 && (int4 || c->expert_dt == VIB3_DTYPE_Q8_0) ? VIB3_DTYPE_F16
                   : int4 ? (o->dense_q4 ? VIB3_DTYPE_Q4_0 : VIB3_DTYPE_Q8_0)
                          : c->expert_dt;

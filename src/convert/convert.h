@@ -21,6 +21,8 @@ typedef struct vib3_convert_opts {
     bool q4_ggml_ref;           /* Q4_0 scales exactly as ggml's reference quantizer (bit-identical to llama.cpp) */
     bool dense_q4;              /* --dense q4: with INT4 pages, other matrices Q4_0 too (default Q8_0) */
     bool dense_f16;             /* --dense f16: with INT4 / Q8 pages, other matrices F16 */
+    uint32_t q8_layers;         /* --q8-layers N: with Q4_K16 pages, the first N layers' FFN pages are Q8_0 */
+    bool q8_layers_set;         /* q8_layers given; otherwise 1 */
     uint32_t threads;           /* 0 = all cores */
     uint64_t mem_budget_bytes;  /* peak working memory; 0 = 2 GiB */
     bool progress;              /* progress bar on stderr (tty) or plain lines */

@@ -65,6 +65,7 @@ typedef struct vib3_cvt {
     uint64_t bytes_done, bytes_total;
     uint64_t n_pages, page_bytes_out, dense_bytes_out;
     uint32_t n_permuted_slots, n_calib_permuted_slots;
+    uint32_t q8_layers, n_q8_slots;   /* layers whose FFN pages are Q8_0 (Q4_K16 files), slots written so */
     /* calibration (NULL without) and the signature recall measurement */
     const vib3_calib *calib;
     char calib_note[256];

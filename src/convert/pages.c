@@ -427,6 +427,18 @@ vib3_err vib3_cvt_put_slot(vib3_cvt *c, uint32_t layer, uint32_t kind, uint32_t 
     j.ffn_pad = (ffn + 31) / 32 * 32;
     j.K = c->K;
     j.dt = c->expert_dt;
+    if (j.dt == VIB3_DTYPE_Q4_K16 && layer < c->q8_layers) {
+        /* the first layer(s) in Q8_0: on tinymix-brown layer 0's experts carry half of the Q4 loss
+         * (massive activations; llama.cpp's Q4_K_M also spends more bits on early ffn_down). Pages
+         * hold fewer neurons so none is larger than a Q4_K16 page: frames stay the same size. */
+        uint64_t cap = vib3_page_bytes(j.dt, j.hidden, j.K);
+        uint32_t k8 = 32;
+        for (uint32_t k = 64; k <= j.K; k += 32)
+            if (vib3_page_bytes(VIB3_DTYPE_Q8_0, j.hidden, k) <= cap) k8 = k;
+        j.dt = VIB3_DTYPE_Q8_0;
+        j.K = k8;
+        c->n_q8_slots++;
+    }
     j.hrow = vib3_dtype_row_bytes(j.dt, j.hidden);
     j.encode = c->o->q4_ggml_ref ? vib3_encode_row : vib3_encode_row_best;
     vib3_err e;

@@ -546,3 +546,68 @@ TEST(engine_reproduces_reference_greedy) {
     fprintf(stderr, "  greedy prefix agreement with reference.json: f32 %d/32, q4 %d/32\n", a, b);
     CHECK(b >= 0);
 }
+
+/* the default INT4 (--quant q4): Q4_K16 pages, layer 0 in Q8_0 pages no larger than the Q4_K16
+ * ones (--q8-layers 1), every page within Q4_K16's / Q8_0's error of the source; --q8-layers 0: none */
+static void check_default_int4(const char *dir, const char *path, uint32_t q8_layers) {
+    vib3_src s;
+    opened o;
+    CHECK(load_src(&s, dir));
+    CHECK_MSG(open_vib3(&o, path), "open %s: %s", path, vib3_test_errmsg());
+    if (!o.ok) return;
+    const vib3_file *f = &o.f;
+    uint32_t hidden = f->config->hidden_size;
+    CHECK_EQ_U64(f->config->expert_dtype, VIB3_DTYPE_Q4_K16);
+    uint64_t max_q4 = 0, max_q8 = 0, n_q8 = 0;
+    double e4 = 0, s4 = 0, e8 = 0, s8 = 0;
+    float row[4096];
+    for (uint64_t p = 0; p < f->n_pages; p++) {
+        const vib3_page_entry *pe = &f->pages[p];
+        bool q8 = pe->layer < q8_layers;
+        CHECK_MSG(pe->dtype == (q8 ? VIB3_DTYPE_Q8_0 : VIB3_DTYPE_Q4_K16), "page %llu layer %u dtype %s",
+                  (unsigned long long)p, pe->layer, vib3_dtype_name((vib3_dtype)pe->dtype));
+        if (q8) max_q8 = pe->bytes > max_q8 ? pe->bytes : max_q8, n_q8++;
+        else max_q4 = pe->bytes > max_q4 ? pe->bytes : max_q4;
+        const vib3_src_tensor *g = expert_src(&s, pe, 0, true);
+        if (!g) continue;
+        for (uint32_t i = 0; i < pe->n_neurons; i++) {
+            const float *x = (const float *)(const void *)g->data + (uint64_t)(pe->first_neuron + i) * hidden;
+            page_row(f, p, 0, i, row);
+            for (uint32_t c = 0; c < hidden; c++) {
+                double d = (double)row[c] - x[c];
+                if (q8) e8 += d * d, s8 += (double)x[c] * x[c];
+                else e4 += d * d, s4 += (double)x[c] * x[c];
+            }
+        }
+    }
+    CHECK(max_q8 <= max_q4);
+    CHECK(q8_layers == 0 ? n_q8 == 0 : n_q8 > 0);
+    /* measured on tinymix-brown: 0.056 relative RMS error of the Q4_K16 gate rows (Q4_0: ~0.08) */
+    CHECK_MSG(s4 > 0 && sqrt(e4 / s4) < 0.065, "Q4_K16 gate rows: relative RMS error %.4f", s4 > 0 ? sqrt(e4 / s4) : -1);
+    if (n_q8) CHECK_MSG(sqrt(e8 / s8) < 0.01, "Q8_0 gate rows: relative RMS error %.4f", sqrt(e8 / s8));
+    fprintf(stderr, "  %s: Q4_K16 rel. RMS %.4f, %llu Q8_0 pages%s\n", path, s4 > 0 ? sqrt(e4 / s4) : 0.0,
+            (unsigned long long)n_q8, n_q8 ? "" : "");
+    close_vib3(&o);
+    vib3_src_fini(&s);
+}
+
+TEST(tinymix_default_int4_layout) {
+    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
+    if (!m) SKIP("tinymix-brown not available");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    CHECK_OK(convert_to(dir, tmp("tm-int4.vib3"), -1, false, 0));
+    check_default_int4(dir, out_path, 1);
+    vib3_convert_opts o;
+    memset(&o, 0, sizeof o);
+    o.model_path = dir;
+    o.output_path = tmp("tm-int4-noq8.vib3");
+    o.expert_dtype = -1;
+    o.no_permute = true;
+    o.quiet = true;
+    o.no_calib = true;
+    o.threads = 2;
+    o.q8_layers_set = true; /* --q8-layers 0 */
+    CHECK_OK(vib3_convert(&o));
+    check_default_int4(dir, out_path, 0);
+}
