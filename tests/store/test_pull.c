@@ -877,6 +877,7 @@ TEST(ctrl_c_stops_a_pull_cleanly) {
         snprintf(cache, sizeof cache, "%s/ctrlc-cache-%d", vib3_test_tmpdir(), k);
         uint64_t ms = 0;
         int st = pull_and_interrupt(cases[k].repo, cases[k].mark, home, cache, &ms, err, sizeof err);
+        fprintf(stderr, "%s: exit %llu ms after SIGINT\n", cases[k].repo, (unsigned long long)ms);
         CHECK(st != -1); /* stopped within 10 s */
         CHECK(ms < 2000);
         CHECK(st != -1 && WIFEXITED(st)); /* it handled the signal: not killed by it */
