@@ -164,7 +164,7 @@ int vib3_cmd_convert(int argc, char **argv, vib3_config *cfg) {
     if (!o.quiet) {
         char a[32], b[32], c[32];
         fprintf(stderr,
-                "convert: wrote %s: %llu pages of %u neurons (%s), dense %s, source %s in %.2fs (%.1f MB/s, %u threads)\n",
+                "convert: wrote %s: %llu pages of up to %u neurons (%s), dense %s, source %s in %.2fs (%.1f MB/s, %u threads)\n",
                 o.output_path, (unsigned long long)st.n_pages, st.page_neurons, vib3_format_size(st.page_bytes, a, 32),
                 vib3_format_size(st.dense_bytes, b, 32), vib3_format_size(st.source_bytes, c, 32), st.seconds,
                 st.seconds > 0 ? (double)st.source_bytes / 1e6 / st.seconds : 0.0, st.threads);
