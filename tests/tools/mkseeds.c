@@ -11,10 +11,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: mkseeds DIR\n");
         return 2;
     }
-    fixture_opts v[3] = {fixture_default, fixture_default, fixture_default};
+    fixture_opts v[4] = {fixture_default, fixture_default, fixture_default, fixture_default};
     v[1].n_layers = 1, v[1].n_experts = 2, v[1].moe_ffn = 32, v[1].hidden = 32, v[1].seed = 2;
     v[2].expert_dtype = VIB3_DTYPE_Q8_0, v[2].n_layers = 1, v[2].hidden = 32, v[2].seed = 3;
-    for (int i = 0; i < 3; i++) {
+    v[3].expert_dtype = VIB3_DTYPE_Q4_K16, v[3].n_layers = 1, v[3].n_experts = 2, v[3].moe_ffn = 64, v[3].hidden = 96,
+    v[3].seed = 4; /* hidden 96: a short super-block */
+    for (int i = 0; i < 4; i++) {
         char p[1024];
         snprintf(p, sizeof p, "%s/seed%d.vib3", argv[1], i);
         if (fixture_write(p, &v[i]) != 0) {
