@@ -418,19 +418,21 @@ void vib3_dequantize_q8_0(const vib3_block_q8_0 *b, uint64_t n, float *out) {
 
 /* ---- Q4_K16 (vib3_format.h) -------------------------------------------------
  * Per 16-element group an asymmetric fit x ~ d q + m (q in 0..15, m <= 0 so
- * it is stored as -dmin * mn): candidate ranges (max - min) / (15 + 0.25 k)
- * each refined by weighted least squares of (d, m) for its rounded q. Per
- * super-block D = max d / 63 and M = max -m / 63 (f16), then each group's
- * 6-bit sc, mn is the rounded ratio or a neighbour (3 x 3 candidates),
- * whichever has the least (weighted) error with q re-rounded: about 40 flops
- * per weight, ~10x ggml's Q4_0 quantizer. w: per-element importance or NULL. */
+ * it is stored as -dmin * mn): the range (max - min) / 15 refined twice by
+ * weighted least squares of (d, m) for its rounded q. Per super-block
+ * D = max d / 63 and M = max -m / 63 (f16), then each group's 6-bit sc, mn is
+ * the rounded ratio or a neighbour (3 x 3 candidates), whichever has the least
+ * (weighted) error with q re-rounded; then (D, M) once more by least squares
+ * for the chosen codes. ~4x the time of the Q4_0 scale search.
+ * w: per-element importance or NULL. */
 static inline float wt(const float *w, int j) { return w ? w[j] : 1.0f; }
 
 static float k16_err(const float *x, const float *w, float d, float m, uint8_t *q) {
     float id = d > 0 ? 1.0f / d : 0.0f, sse = 0;
     for (int j = 0; j < 16; j++) {
-        int v = d > 0 ? (int)lrintf((x[j] - m) * id) : 0;
-        v = v < 0 ? 0 : v > 15 ? 15 : v;
+        float t = (x[j] - m) * id + 0.5f; /* round half up: lrintf costs more than the rest */
+        int v = t > 0 ? (int)t : 0;
+        v = v > 15 ? 15 : v;
         if (q) q[j] = (uint8_t)v;
         float e = x[j] - (d * (float)v + m);
         sse += wt(w, j) * e * e;
@@ -451,9 +453,11 @@ static void k16_fit(const float *x, const float *w, float *od, float *om) {
         return;
     }
     float bd = (hi - lo) / 15.0f, bm = lo, best = k16_err(x, w, bd, bm, NULL);
-    for (int k = -4; k <= 4; k++) {
-        float d = (hi - lo) / (15.0f + 0.25f * (float)k), m = lo;
-        for (int it = 0; it < 3; it++) {
+    /* one starting range, refined twice: wider searches (9 ranges x 3 refinements, 2 super-scale
+     * refits) measured the same KL on tinymix-brown at 2.3x the time */
+    {
+        float d = (hi - lo) / 15.0f, m = lo;
+        for (int it = 0; it < 2; it++) {
             uint8_t q[16];
             float e = k16_err(x, w, d, m, q);
             if (e < best) best = e, bd = d, bm = m;
@@ -520,7 +524,7 @@ void vib3_quantize_q4_k16(const float *x, const float *w, uint64_t n, uint8_t *o
         float err = k16_codes(xs, ws, ng, ds, ms, vib3_cvt_f16_to_f32(hd), vib3_cvt_f16_to_f32(hm), sc, mn, q);
         /* (D, M) by least squares for the chosen codes (x ~ D sc q - M mn is linear in them), codes again;
          * kept while the error drops */
-        for (int it = 0; it < 2; it++) {
+        for (int it = 0; it < 1; it++) {
             double aa = 0, ab = 0, bb = 0, ax = 0, bx = 0;
             for (int g = 0; g < ng; g++)
                 for (int j = 0; j < 16; j++) {

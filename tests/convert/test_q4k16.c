@@ -42,7 +42,7 @@ TEST(q4k16_roundtrip_beats_q4_0) {
         vib3_dequantize_q4_0(b, n, y0);
         double e = rel_rms(x, y, n), e0 = rel_rms(x, y0, n);
         /* measured: ~0.075 vs ~0.105 for Gaussian groups of 16 vs 32 */
-        CHECK_MSG(e < 0.085 && e < 0.85 * e0, "n %zu: q4_k16 rel rms %.4f, q4_0 %.4f", n, e, e0);
+        CHECK_MSG(e < 0.085 && e < 0.9 * e0, "n %zu: q4_k16 rel rms %.4f, q4_0 %.4f", n, e, e0);
         free(x), free(y), free(y0), free(yr), free(q), free(b);
     }
 }
