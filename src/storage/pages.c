@@ -31,6 +31,7 @@
  */
 #include "storage/pages.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -543,6 +544,9 @@ static void *pread_thread(void *arg) {
 }
 
 /* ---- building requests ---------------------------------------------------- */
+/* requests a hint may not take: kept for demand reads (an acquirer without one waits for a completion) */
+#define REQ_DEMAND_RESERVE 4u
+
 /* true when page b follows page a in the same slot, back to back in the file */
 static int pages_adjacent(const vib3_file *f, uint64_t a, uint64_t b) {
     if (b != a + 1 || b >= f->n_pages) return 0;
@@ -553,6 +557,7 @@ static int pages_adjacent(const vib3_file *f, uint64_t a, uint64_t b) {
 
 /* a request for the run of pages first..first+n-1 in frames[]; frames are LOADING */
 static uint32_t req_build(vib3_pages *p, uint64_t first, uint32_t n, const uint32_t *frames, int prefetch) {
+    assert(p->req_free_count > 0);
     uint32_t r = p->req_free[--p->req_free_count];
     io_req *q = &p->reqs[r];
     memset(q, 0, offsetof(io_req, frames));
@@ -695,6 +700,13 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
                 if (p->page_seen[page] == 2) p->st.faults_lost++; /* hinted, then dropped or evicted */
                 else p->st.faults_unpredicted++;
                 t0 = now_ns();
+            }
+            if (p->req_free_count == 0) {
+                /* every request is queued or in flight (a deep prefetch window): a completion frees
+                 * one (the completion path submits the queued ones); never build without one */
+                p->st.demand_waits_for_request++;
+                pthread_cond_wait(&p->done_cv, &p->mu);
+                continue;
             }
             f = frame_claim(p, page, 0);
             if (f == VIB3_NONE32) {
@@ -839,7 +851,9 @@ static void prefetch_locked(vib3_pages *p, const uint64_t *idx, uint32_t n, int 
             run_bytes = 0;
         }
         if (!take) continue;
-        if ((hint && p->prefetch_inflight + run_n >= p->prefetch_inflight_max) || p->req_free_count == 0 ||
+        /* run_n pages already claimed need one request (built below); hints leave REQ_DEMAND_RESERVE */
+        if ((hint && p->prefetch_inflight + run_n >= p->prefetch_inflight_max) ||
+            p->req_free_count <= (hint ? REQ_DEMAND_RESERVE : 1u) ||
             p->free_count + cand_count(p) <= 1) {
             if (hint) p->st.prefetch_dropped += n - i;
             break;
@@ -867,7 +881,7 @@ static void prefetch_locked(vib3_pages *p, const uint64_t *idx, uint32_t n, int 
 void vib3_pages_prefetch(vib3_pages *p, const uint64_t *idx, uint32_t n) {
     if (p->backend == VIB3_PAGES_MMAP || n == 0) return;
     pthread_mutex_lock(&p->mu);
-    if (p->req_free_count > 1) prefetch_locked(p, idx, n, 1);
+    if (p->req_free_count > REQ_DEMAND_RESERVE) prefetch_locked(p, idx, n, 1);
     pthread_mutex_unlock(&p->mu);
 }
 

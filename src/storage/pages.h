@@ -55,6 +55,7 @@ typedef struct vib3_pages_stats {
      * lost: hinted since its last use, but the hint was dropped or its frame evicted before use;
      * unpredicted: no hint since its last use (the read came from the routing-time fetch or the miss) */
     uint64_t faults_late, faults_lost, faults_unpredicted;
+    uint64_t demand_waits_for_request; /* demand misses that waited for a free I/O request */
     uint64_t faults_reapable;    /* faults on a LOADING page while completions sat in the CQ (diagnostic) */
     uint64_t hints_resident;     /* hints that found their page resident and protected it */
     uint64_t frame_bytes;        /* bytes per frame (page bytes rounded to 4096) */

@@ -374,6 +374,60 @@ TEST(concurrent_acquirers) {
     }
 }
 
+/* the I/O request pool exhausted by fetches and hints while many threads miss: demand reads wait for
+ * a completion instead of building a request without one (a segfault in storage_run at scale) */
+static void *exhaust_main(void *arg) {
+    worker *w = arg;
+    for (int i = 0; i < 300; i++) {
+        uint64_t r = vib3_test_rand(&w->seed);
+        uint64_t page = (r >> 8) % w->f->n_pages, more[8];
+        for (int k = 0; k < 8; k++) more[k] = (page + 3 + (uint64_t)k * 5) % w->f->n_pages;
+        if (r & 2) vib3_pages_fetch(w->p, more, 8);
+        else vib3_pages_prefetch(w->p, more, 8);
+        const void *d;
+        if (vib3_pages_acquire(w->p, page, &d) != VIB3_OK) {
+            w->errors++;
+            continue;
+        }
+        if (memcmp(d, w->f->map + w->f->pages[page].offset, w->f->pages[page].bytes)) w->bad++;
+        vib3_pages_release(w->p, page);
+    }
+    return NULL;
+}
+
+TEST(request_pool_exhaustion) {
+    const vib3_file *f = fixture();
+    if (!f) SKIP("no fixture");
+    enum { T = 24 };
+    vib3_config cfg;
+    test_cfg(&cfg, "lfru", 1);
+    cfg.threads = T;
+    cfg.io_queue_depth = 1; /* 20 requests for 24 threads */
+    vib3_pages_opts o = {.frames_bytes = 64 * 4096, .backend = VIB3_PAGES_FRAMES, .readahead = 1,
+                         .prefetch_inflight_max = 48};
+    vib3_pages *p = NULL;
+    size_t mark = vib3_arena_mark(&arena);
+    CHECK_OK(vib3_pages_open_ex(&p, f, &cfg, &arena, &o));
+    if (!p) return;
+    worker w[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (worker){p, f, 77 + (uint64_t)i, 0, 0};
+        pthread_create(&t[i], NULL, exhaust_main, &w[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ_U64(w[i].bad, 0);
+        CHECK_EQ_U64(w[i].errors, 0);
+    }
+    vib3_pages_stats s;
+    vib3_pages_stats_get(p, &s);
+    CHECK_EQ_U64(s.page_accesses, T * 300);
+    fprintf(stderr, "  %llu demand misses waited for a free request\n", (unsigned long long)s.demand_waits_for_request);
+    vib3_pages_close(p);
+    vib3_arena_reset(&arena, mark);
+}
+
 /* SQLite's OOM loop: allocation N fails for N = 1, 2, ... until open succeeds;
  * every failure is a clean VIB3_ERR_NOMEM and a half-built manager closes */
 TEST(open_allocation_failures) {
