@@ -15,7 +15,8 @@
  * block for block when the page dtype is Q4_0 and no permutation applies:
  * lossless import.
  *
- * Choice of K (vib3_choose_page_neurons): multiples of 32 dividing the
+ * Choice of K (vib3_choose_page_neurons): multiples of 32 (of 128 for Q4_K16 when
+ * the padded size allows: its down rows then hold whole 128-weight runs) dividing the
  * padded routed-expert size; among those whose page is 64-512 KiB the one
  * wasting the least of its last 4 KiB block, with a small preference for
  * smaller pages (more, finer-grained pages); when no candidate is in range,
@@ -43,7 +44,11 @@ uint32_t vib3_choose_page_neurons(vib3_dtype t, uint32_t hidden, uint32_t ffn) {
     if (fp == 0) return 32;
     uint32_t best = 0, below = 0, above = 0;
     double best_score = 1e30;
-    for (uint32_t k = 32; k <= fp; k += 32) {
+    /* Q4_K16 down rows are K long: K % 128 == 0 gives each row's super-blocks >= 4 chunks (one 4-byte
+     * head per 128 weights, not per 32): 2.3B Mixtral-shaped decode 21.5 -> 32 tok/s going from K = 32
+     * to K = 128 (Q4_0: 36), and 5.25 -> 5.0 bits per down weight */
+    uint32_t step = t == VIB3_DTYPE_Q4_K16 && fp % 128 == 0 ? 128 : 32;
+    for (uint32_t k = step; k <= fp; k += step) {
         if (fp % k) continue;
         uint64_t b = vib3_page_bytes(t, hidden, k);
         if (b == 0) continue;
