@@ -344,8 +344,8 @@ static void usage(FILE *f) {
                "  --mem SIZE   huge-page buffer for the bandwidth probe and weight copies (default 2G)\n"
                "  --quick      64 MiB, one rep, small shapes only (smoke test)\n"
                "  --l2         also the compute ceilings: kernels on L2-resident data, best of 2000 short runs\n"
-               "               (robust on a busy machine; 1 thread)\n%s",
-            vib3_cli_config_help);
+               "               (robust on a busy machine; 1 thread)\n");
+    vib3_cli_settings_help(f, VIB3_CLI_SET_THREADS); /* the only setting the kernels use */
 }
 
 /* everything one run shares: options, kernels, the huge-page buffer, a pool per thread count,
@@ -433,7 +433,7 @@ static void run_prefill(bench_run *b) {
 static int parse_args(bench_opts *o, const char **isa, int argc, char **argv, vib3_config *cfg) {
     const char *v;
     for (int i = 1; i < argc; i++) {
-        int c = vib3_cli_config_flag(cfg, argc, argv, &i, "bench");
+        int c = vib3_cli_settings_flag(cfg, argc, argv, &i, "bench", VIB3_CLI_SET_THREADS);
         if (c < 0) return 2;
         if (c > 0) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

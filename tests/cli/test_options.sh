@@ -159,6 +159,11 @@ done
 ! grep -Eq -- '--ram-budget|--ctx-size|--evict' "$T/help" && ok || bad "convert --help shows run settings"
 "$V" perplexity --help >"$T/help" 2>&1
 [ "$(grep -c -- '--ctx-size' "$T/help")" = 1 ] && ok || bad "perplexity --help: --ctx-size not listed exactly once"
+# bench kernels uses only -t: it neither lists nor takes the engine's memory / storage settings
+"$V" bench kernels --help >"$T/help" 2>&1
+! grep -Eq -- '--ram-budget|--evict|--prefetch|--io-uring|--ctx-size' "$T/help" && ok || bad "bench kernels --help shows engine settings"
+grep -q -- '--threads' "$T/help" && ok || bad "bench kernels --help lacks --threads"
+usage_error "unknown argument '--evict'" bench kernels --evict lru
 # every option a command's --help lists is accepted by it (missing value => "needs a value", not "unknown")
 for c in run perplexity serve info pull; do
     "$V" $c --help 2>&1 | grep -E '^  -' | grep -E '^  (-[a-z]+, )?--?[a-z-]+ [A-Za-z<|]' |
