@@ -283,11 +283,12 @@ static void print_stats(run_ctx *r, FILE *out) {
     vib3_pages_stats_get(vib3_engine_pages(r->e), &ps);
     char rd[32];
     fprintf(out,
-            "expert pages: %s backend, evict %s, prefetch %s; %llu accesses, %llu hits, %llu faults (%.2f%%); "
+            "expert pages: %s backend, evict %s, prefetch %s; %llu accesses, %llu hits, %llu faults (%.2f%%; experts %llu of %llu, %.2f%%); "
             "prefetch %llu issued, %llu used (precision %.2f, recall %.2f); read %s (%.0f B/token), io wait "
             "%.3f ms/token\n",
             ps.backend, ps.evict, ps.prefetch, (unsigned long long)ps.page_accesses, (unsigned long long)ps.page_hits,
-            (unsigned long long)ps.page_faults, 100.0 * ps.fault_rate, (unsigned long long)ps.prefetch_issued,
+            (unsigned long long)ps.page_faults, 100.0 * ps.fault_rate, (unsigned long long)ps.expert_faults,
+            (unsigned long long)ps.expert_accesses, 100.0 * ps.expert_fault_rate, (unsigned long long)ps.prefetch_issued,
             (unsigned long long)ps.prefetch_used, ps.prefetch_precision, ps.prefetch_recall,
             vib3_format_size(ps.bytes_read, rd, sizeof rd), ps.bytes_read_per_token, ps.io_wait_ms_per_token);
 }
@@ -297,13 +298,15 @@ static void print_tiers_json(run_ctx *r) {
     vib3_pages_stats ps;
     vib3_pages_stats_get(vib3_engine_pages(r->e), &ps);
     printf("{\"backend\": \"%s\", \"evict\": \"%s\", \"prefetch\": \"%s\", \"page_accesses\": %llu, "
-           "\"page_hits\": %llu, \"page_faults\": %llu, \"fault_rate\": %.6f, \"prefetch_issued\": %llu, "
+           "\"page_hits\": %llu, \"page_faults\": %llu, \"fault_rate\": %.6f, \"expert_accesses\": %llu, "
+           "\"expert_faults\": %llu, \"expert_fault_rate\": %.6f, \"prefetch_issued\": %llu, "
            "\"prefetch_used\": %llu, \"prefetch_precision\": %.6f, \"prefetch_recall\": %.6f, \"bytes_read\": %llu, "
            "\"bytes_read_per_token\": %.1f, \"wasted_prefetch_bytes\": %llu, \"io_wait_ms_per_token\": %.6f, "
            "\"frames_total\": %llu, \"frames_used\": %llu, \"resident_bytes\": %llu, \"checksum_errors\": %llu, "
            "\"io_errors\": %llu}",
            ps.backend, ps.evict, ps.prefetch, (unsigned long long)ps.page_accesses, (unsigned long long)ps.page_hits,
-           (unsigned long long)ps.page_faults, ps.fault_rate, (unsigned long long)ps.prefetch_issued,
+           (unsigned long long)ps.page_faults, ps.fault_rate, (unsigned long long)ps.expert_accesses,
+           (unsigned long long)ps.expert_faults, ps.expert_fault_rate, (unsigned long long)ps.prefetch_issued,
            (unsigned long long)ps.prefetch_used, ps.prefetch_precision, ps.prefetch_recall,
            (unsigned long long)ps.bytes_read, ps.bytes_read_per_token, (unsigned long long)ps.wasted_prefetch_bytes,
            ps.io_wait_ms_per_token, (unsigned long long)ps.frames_total, (unsigned long long)ps.frames_used,

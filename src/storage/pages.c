@@ -88,6 +88,8 @@ typedef struct io_req {
     uint8_t prefetch;
     uint8_t fixed;        /* one contiguous registered region */
     uint16_t buf_index;
+    uint8_t queued;       /* on a FIFO, not yet handed to the kernel / a worker */
+    uint8_t promoted;     /* a hint's read moved to the demand FIFO: its pages became known needs */
     int32_t result;       /* 0 or -errno / ERR_INJECTED for the whole request */
     uint32_t frames[IO_RUN_MAX];
     struct iovec iov[IO_RUN_MAX];
@@ -113,9 +115,12 @@ struct vib3_pages {
     uint32_t n_frames;
     frame_meta *frames;             /* [n_frames] */
     uint32_t *free_list;            /* [n_frames] */
+    uint32_t *frame_req;            /* [n_frames] the request loading the frame, NONE when not LOADING */
     uint32_t free_count;
     uint32_t *page_frame;           /* [n_pages] */
     uint8_t *page_seen;             /* [n_pages] read at least once (cold vs capacity misses) */
+    uint64_t *slot_used, *slot_faulted; /* [n_layers * n_slots] token count + 1 when last used / faulted:
+                                         * expert-level accesses and faults (one per expert and token) */
     vib3_evict evict;
     uint32_t *page_layer;           /* [n_pages] for the lfru policy */
     /* prefetched, not yet used frames: protected from the policy in FIFO
@@ -150,6 +155,9 @@ struct vib3_pages {
     int hint_protect;               /* a hint protects a resident page too (VIB3_HINT_PROTECT=0: off) */
     int expired_first;              /* expired, never used prefetched pages go first (VIB3_EXPIRED_FIRST=0: off) */
     int window_fixed;               /* in-flight budget / hint_max set by the caller: prefetch_window is a no-op */
+    int promote_queued;             /* a needed page's queued hint read joins the demand FIFO (VIB3_PROMOTE_QUEUED=0: off) */
+    int io_held;                    /* vib3_pages_hold_io: queued requests stay queued (tests) */
+    int cancel_expired;             /* queued hint reads of a layer routed elsewhere are cancelled (VIB3_CANCEL_EXPIRED=0: off) */
 
     pthread_mutex_t mu;
     pthread_cond_t done_cv;         /* a request completed or a frame was unpinned */
@@ -325,6 +333,7 @@ static uint32_t frame_alloc(vib3_pages *p, int hint) {
 /* ---- request queues --------------------------------------------------------- */
 static void fifo_push(vib3_pages *p, req_fifo *q, uint32_t r, int front) {
     p->reqs[r].next = VIB3_NONE32;
+    p->reqs[r].queued = 1;
     if (q->head == VIB3_NONE32) {
         q->head = q->tail = r;
     } else if (front) {
@@ -341,10 +350,44 @@ static uint32_t fifo_pop(vib3_pages *p, req_fifo *q) {
     if (r == VIB3_NONE32) return r;
     q->head = p->reqs[r].next;
     if (q->head == VIB3_NONE32) q->tail = VIB3_NONE32;
+    p->reqs[r].queued = 0;
     return r;
 }
 
+/* take request r (queued on q) out of the FIFO; the queues hold at most n_reqs entries */
+static void fifo_remove(vib3_pages *p, req_fifo *q, uint32_t r) {
+    uint32_t prev = VIB3_NONE32;
+    for (uint32_t c = q->head; c != VIB3_NONE32; prev = c, c = p->reqs[c].next) {
+        if (c != r) continue;
+        if (prev == VIB3_NONE32) q->head = p->reqs[c].next;
+        else p->reqs[prev].next = p->reqs[c].next;
+        if (q->tail == c) q->tail = prev;
+        p->reqs[c].queued = 0;
+        return;
+    }
+}
+
+/* the FIFO a (re)queued request belongs on */
+static req_fifo *req_queue(vib3_pages *p, const io_req *q) {
+    return q->prefetch && !q->promoted ? &p->q_prefetch : &p->q_demand;
+}
+
+/* a page loading in frame f turned out to be needed now: if a hint's read is
+ * still queued behind other hints, move it to the demand FIFO (reads of
+ * correct guesses should not wait behind wrong ones) */
+static void promote_frame(vib3_pages *p, uint32_t f) {
+    uint32_t r = p->frame_req[f];
+    if (!p->promote_queued || r == VIB3_NONE32) return;
+    io_req *q = &p->reqs[r];
+    if (!q->queued || !q->prefetch || q->promoted) return;
+    fifo_remove(p, &p->q_prefetch, r);
+    q->promoted = 1;
+    fifo_push(p, &p->q_demand, r, 0);
+    p->st.prefetch_promoted += q->n_pages;
+}
+
 static uint32_t next_pending(vib3_pages *p) {
+    if (p->io_held) return VIB3_NONE32;
     uint32_t r = fifo_pop(p, &p->q_demand);
     return r != VIB3_NONE32 ? r : fifo_pop(p, &p->q_prefetch);
 }
@@ -382,7 +425,7 @@ static void uring_submit_locked(vib3_pages *p) {
         }
         struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
         if (!sqe) {
-            fifo_push(p, q->prefetch ? &p->q_prefetch : &p->q_demand, r, 1);
+            fifo_push(p, req_queue(p, q), r, 1);
             break;
         }
         if (q->fixed) {
@@ -435,6 +478,7 @@ static void req_finish_locked(vib3_pages *p, uint32_t r) {
         frame_meta *fm = &p->frames[f];
         uint64_t page = q->first_page + k;
         p->loading_frames--;
+        p->frame_req[f] = VIB3_NONE32;
         if (fm->err == ERR_NONE) {
             fm->state = FR_READY;
             p->st.bytes_read += p->file->pages[page].bytes;
@@ -485,7 +529,7 @@ static void uring_reap_locked(vib3_pages *p) {
             if (q->done < q->need && q->iov_n) complete = 0; /* short read: requeue the rest */
         }
         if (!complete) {
-            fifo_push(p, q->prefetch ? &p->q_prefetch : &p->q_demand, (uint32_t)ud, 1);
+            fifo_push(p, req_queue(p, q), (uint32_t)ud, 1);
             uring_submit_locked(p);
             continue;
         }
@@ -570,6 +614,7 @@ static uint32_t req_build(vib3_pages *p, uint64_t first, uint32_t n, const uint3
         const vib3_page_entry *e = &p->file->pages[first + k];
         uint64_t len = round_up(e->bytes, VIB3_PAGE_ALIGN);
         q->frames[k] = frames[k];
+        p->frame_req[frames[k]] = r;
         q->iov[k].iov_base = frame_data(p, frames[k]);
         q->iov[k].iov_len = len;
         q->total += len;
@@ -686,6 +731,13 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
     pthread_mutex_lock(&p->mu);
     p->st.page_accesses++;
     vib3_evict_access(&p->evict, page);
+    const vib3_page_entry *pe = &p->file->pages[page];
+    size_t slot_key = (size_t)pe->layer * p->file->n_slots + vib3_file_slot(p->file, pe->kind, pe->expert);
+    uint64_t tok = (uint64_t)atomic_load_explicit(&p->tokens, memory_order_relaxed) + 1;
+    if (pe->layer < p->file->config->n_layers && p->slot_used[slot_key] != tok) {
+        p->slot_used[slot_key] = tok;
+        p->st.expert_accesses++;
+    }
     int waited = 0, pinned = 0;
     uint64_t t0 = 0, waited_ns_for_frame = 0;
     vib3_err rc = VIB3_OK;
@@ -763,6 +815,9 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
             continue; /* the frame may be READY now (or even freed after an error) */
         }
         if (!waited) {
+            promote_frame(p, f);
+            if (p->frame_req[f] != VIB3_NONE32 && p->reqs[p->frame_req[f]].queued) p->st.faults_queued++;
+            submit_locked(p);
             waited = 1;
             p->st.page_faults++;
             p->st.faults_inflight++;
@@ -775,6 +830,10 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
         pthread_cond_wait(&p->done_cv, &p->mu);
     }
     if (waited) p->st.io_wait_ns += now_ns() - t0;
+    if (waited && pe->layer < p->file->config->n_layers && p->slot_faulted[slot_key] != tok) {
+        p->slot_faulted[slot_key] = tok;
+        p->st.expert_faults++;
+    }
     trace_access(p, page, waited ? 'm' : 'h');
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -818,6 +877,7 @@ static void prefetch_locked(vib3_pages *p, const uint64_t *idx, uint32_t n, int 
                 cand_insert(p, g, page);
             } else if (gm->state == FR_LOADING) {
                 gm->readahead = 1;
+                promote_frame(p, g);
             }
         }
         if (hint && i < n && page < p->file->n_pages && p->page_frame[page] != VIB3_NONE32) {
@@ -929,9 +989,41 @@ void vib3_pages_prefetch_window(vib3_pages *p, uint32_t pages) {
     pthread_mutex_unlock(&p->mu);
 }
 
+void vib3_pages_hold_io(vib3_pages *p, int hold) {
+    if (p->backend == VIB3_PAGES_MMAP) return;
+    pthread_mutex_lock(&p->mu);
+    p->io_held = hold;
+    if (!hold) {
+        if (!p->use_uring) pthread_cond_broadcast(&p->io_cv);
+        submit_locked(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 void vib3_pages_expire_hints(vib3_pages *p, uint32_t layer) {
     if (p->backend == VIB3_PAGES_MMAP) return;
     pthread_mutex_lock(&p->mu);
+    /* hint reads of this layer not yet started and not needed by its routing
+     * (a routed page was flagged readahead by the fetch before this call):
+     * cancel them, so the disk serves the guesses that can still come true */
+    if (p->cancel_expired) {
+        for (uint32_t r = p->q_prefetch.head; r != VIB3_NONE32;) {
+            io_req *q = &p->reqs[r];
+            uint32_t next = q->next, keep = p->file->pages[q->first_page].layer != layer;
+            for (uint32_t k = 0; k < q->n_pages && !keep; k++) {
+                const frame_meta *fm = &p->frames[q->frames[k]];
+                keep = fm->pins || fm->readahead;
+            }
+            if (!keep) {
+                fifo_remove(p, &p->q_prefetch, r);
+                for (uint32_t k = 0; k < q->n_pages; k++) p->frames[q->frames[k]].prefetched = 0;
+                p->st.prefetch_cancelled += q->n_pages;
+                q->result = -ECANCELED;
+                req_finish_locked(p, r);
+            }
+            r = next;
+        }
+    }
     for (uint32_t f = p->lst_head[LIST_HINTS]; f != VIB3_NONE32;) {
         uint32_t next = p->hint_next[f];
         frame_meta *fm = &p->frames[f];
@@ -982,6 +1074,7 @@ void vib3_pages_stats_get(const vib3_pages *pc, vib3_pages_stats *s) {
     }
     s->tokens = atomic_load(&p->tokens);
     s->fault_rate = s->page_accesses ? (double)s->page_faults / (double)s->page_accesses : 0;
+    s->expert_fault_rate = s->expert_accesses ? (double)s->expert_faults / (double)s->expert_accesses : 0;
     s->hit_rate = s->page_accesses ? (double)s->page_hits / (double)s->page_accesses : 0;
     s->prefetch_precision = s->prefetch_issued ? (double)s->prefetch_used / (double)s->prefetch_issued : 0;
     uint64_t would_miss = s->prefetch_used + s->page_faults - s->prefetch_late;
@@ -1165,16 +1258,21 @@ static vib3_err frames_setup(vib3_pages *p, const vib3_config *cfg, uint64_t fra
     p->frame_base = vib3_arena_alloc(&p->frame_arena, region, HUGE_2M);
     p->frames = vib3_arena_calloc(&p->meta_arena, p->n_frames, sizeof(frame_meta), 0);
     p->free_list = vib3_arena_alloc(&p->meta_arena, (size_t)p->n_frames * sizeof(uint32_t), 0);
+    p->frame_req = vib3_arena_alloc(&p->meta_arena, (size_t)p->n_frames * sizeof(uint32_t), 0);
     p->page_frame = vib3_arena_alloc(&p->meta_arena, f->n_pages * sizeof(uint32_t), 0);
     p->reqs = vib3_arena_calloc(&p->meta_arena, p->n_reqs, sizeof(io_req), 0);
     p->req_free = vib3_arena_alloc(&p->meta_arena, p->n_reqs * sizeof(uint32_t), 0);
-    if (!p->frame_base || !p->frames || !p->free_list || !p->page_frame || !p->reqs || !p->req_free)
+    if (!p->frame_base || !p->frames || !p->free_list || !p->frame_req || !p->page_frame || !p->reqs || !p->req_free)
         return vib3_err_prefix("%s", f->path);
     rc = vib3_evict_init(&p->evict, &p->meta_arena, p->evict_kind, p->n_frames, f->n_pages);
     if (rc) return vib3_err_prefix("%s", f->path);
     p->page_layer = vib3_arena_alloc(&p->meta_arena, f->n_pages * sizeof(uint32_t), 0);
     p->page_seen = vib3_arena_calloc(&p->meta_arena, f->n_pages, 1, 0);
     if (!p->page_seen) return vib3_err_prefix("%s", f->path);
+    size_t n_slot_keys = (size_t)f->config->n_layers * f->n_slots;
+    p->slot_used = vib3_arena_calloc(&p->meta_arena, n_slot_keys ? n_slot_keys : 1, sizeof(uint64_t), 0);
+    p->slot_faulted = vib3_arena_calloc(&p->meta_arena, n_slot_keys ? n_slot_keys : 1, sizeof(uint64_t), 0);
+    if (!p->slot_used || !p->slot_faulted) return vib3_err_prefix("%s", f->path);
     p->hint_prev = vib3_arena_alloc(&p->meta_arena, (size_t)p->n_frames * sizeof(uint32_t), 0);
     p->hint_next = vib3_arena_alloc(&p->meta_arena, (size_t)p->n_frames * sizeof(uint32_t), 0);
     if (!p->page_layer || !p->hint_prev || !p->hint_next) return vib3_err_prefix("%s", f->path);
@@ -1195,6 +1293,7 @@ static vib3_err frames_setup(vib3_pages *p, const vib3_config *cfg, uint64_t fra
     for (uint32_t i = 0; i < p->n_frames; i++) {
         p->frames[i].page = UINT64_MAX;
         p->free_list[i] = p->n_frames - 1 - i; /* frame 0 first: cold reads land in contiguous frames */
+        p->frame_req[i] = VIB3_NONE32;
     }
     p->free_count = p->n_frames;
     for (uint64_t i = 0; i < f->n_pages; i++) p->page_frame[i] = VIB3_NONE32;
@@ -1210,6 +1309,8 @@ static vib3_err frames_setup(vib3_pages *p, const vib3_config *cfg, uint64_t fra
     p->reap_inline = !o->no_reap_inline;
     p->hint_protect = !o->no_hint_protect;
     p->expired_first = !o->no_expired_first;
+    p->promote_queued = !o->no_promote_queued;
+    p->cancel_expired = !o->no_cancel_expired;
     rc = io_setup(p, cfg, qd);
     if (rc) return rc;
 #ifdef VIB3_CUDA
@@ -1284,6 +1385,8 @@ vib3_err vib3_pages_open(vib3_pages **out, const vib3_file *f, const vib3_config
     o.no_reap_inline = env_int("VIB3_REAP_INLINE", 1) == 0;
     o.no_hint_protect = env_int("VIB3_HINT_PROTECT", 1) == 0;
     o.no_expired_first = env_int("VIB3_EXPIRED_FIRST", 1) == 0;
+    o.no_promote_queued = env_int("VIB3_PROMOTE_QUEUED", 1) == 0;
+    o.no_cancel_expired = env_int("VIB3_CANCEL_EXPIRED", 1) == 0;
     o.hint_max = (uint32_t)env_int("VIB3_HINT_MAX", 0);
     const char *ha = getenv("VIB3_HINT_ADMIT");
     o.hint_admit = ha && *ha ? atof(ha) : 0;
@@ -1309,6 +1412,11 @@ vib3_err vib3_pages_open(vib3_pages **out, const vib3_file *f, const vib3_config
 
 void vib3_pages_close(vib3_pages *p) {
     if (!p) return;
+    if (getenv("VIB3_PAGES_DEBUG") && p->backend == VIB3_PAGES_FRAMES)
+        fprintf(stderr, "pages: promoted %" PRIu64 " cancelled %" PRIu64 " faults_queued %" PRIu64 " late %" PRIu64
+                " lost %" PRIu64 " unpredicted %" PRIu64 " of %" PRIu64 " accesses\n", p->st.prefetch_promoted,
+                p->st.prefetch_cancelled, p->st.faults_queued, p->st.faults_late, p->st.faults_lost,
+                p->st.faults_unpredicted, p->st.page_accesses);
     if (p->backend == VIB3_PAGES_FRAMES && p->frames && p->n_threads) {
         pthread_mutex_lock(&p->mu);
         /* drop queued hints, let reads in flight finish */

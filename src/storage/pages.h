@@ -55,12 +55,21 @@ typedef struct vib3_pages_stats {
      * lost: hinted since its last use, but the hint was dropped or its frame evicted before use;
      * unpredicted: no hint since its last use (the read came from the routing-time fetch or the miss) */
     uint64_t faults_late, faults_lost, faults_unpredicted;
+    /* the same per expert: an expert access is a token's first acquire of any page of one (layer, expert);
+     * an expert fault, such an expert with at least one blocking page acquire in that token. A missed
+     * expert's pages arrive in one read, so it costs ~1 page fault however many pages it has:
+     * fault_rate ~ expert_fault_rate / pages per expert */
+    uint64_t expert_accesses, expert_faults;
     uint64_t demand_waits_for_request; /* demand misses that waited for a free I/O request */
     uint64_t faults_reapable;    /* faults on a LOADING page while completions sat in the CQ (diagnostic) */
     uint64_t hints_resident;     /* hints that found their page resident and protected it */
+    uint64_t prefetch_promoted;  /* queued hint reads moved to the demand FIFO (their page became needed) */
+    uint64_t prefetch_cancelled; /* hinted pages whose queued read was cancelled unread (layer routed elsewhere) */
+    uint64_t faults_queued;      /* faults on a page whose read was still queued, not yet submitted (diagnostic) */
     uint64_t frame_bytes;        /* bytes per frame (page bytes rounded to 4096) */
     uint64_t frames_budget_bytes;/* what the budget rule gave (docs/STORAGE.md) */
     double fault_rate;           /* page_faults / page_accesses */
+    double expert_fault_rate;    /* expert_faults / expert_accesses */
     double hit_rate;             /* page_hits / page_accesses */
     double prefetch_precision;   /* prefetch_used / prefetch_issued */
     double prefetch_recall;      /* prefetch_used / (prefetch_used + page_faults - prefetch_late) */
@@ -110,6 +119,10 @@ typedef struct vib3_pages_opts {
     int no_expired_first;            /* 1: expired hints join the policy's set (VIB3_EXPIRED_FIRST=0); default:
                                       * prefetched pages never used whose layer was routed elsewhere are the
                                       * first victims */
+    int no_promote_queued;           /* 1: a needed page's hint read stays behind the other hints
+                                      * (VIB3_PROMOTE_QUEUED=0); default: it moves to the demand FIFO */
+    int no_cancel_expired;           /* 1: queued hint reads of a routed layer still run (VIB3_CANCEL_EXPIRED=0);
+                                      * default: those its routing did not choose are cancelled unread */
 } vib3_pages_opts;
 
 /* vib3_pages_open with explicit options (env overrides not applied) */
@@ -133,8 +146,13 @@ void vib3_pages_fetch_slot(vib3_pages *p, uint32_t layer, uint32_t slot);
 void vib3_pages_prefetch_window(vib3_pages *p, uint32_t pages);
 /* layer's routing is known: prefetched pages of that layer that were not
  * fetched since (mispredictions) lose their protection and become ordinary
- * eviction candidates */
+ * eviction candidates; their reads still queued (not yet on the device) are
+ * cancelled. (A hint read still queued when its page is fetched or acquired
+ * moves to the demand queue instead.) */
 void vib3_pages_expire_hints(vib3_pages *p, uint32_t layer);
+/* tests: hold = 1 keeps queued requests from the device (a busy device, seen
+ * from the queue), 0 releases them */
+void vib3_pages_hold_io(vib3_pages *p, int hold);
 /* the T1 pool (cuda/vram.h vib3_vram *) when built with CUDA=1, a device is
  * present and the experts are Q4_0; NULL otherwise. Pages acquired
  * VRAM_PROMOTE_HEAT times are copied there asynchronously from their pinned

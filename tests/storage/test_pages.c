@@ -495,3 +495,96 @@ TEST(hint_expiry) {
     vib3_pages_close(p);
     vib3_arena_reset(&arena, mark);
 }
+
+/* reads still queued behind other hints: a page that becomes needed moves its
+ * read to the demand queue; the reads of a routed layer's wrong guesses are
+ * cancelled unread (and each switch off is caught) */
+static void check_queued_hints(int promote, int cancel, int uring) {
+    const vib3_file *f = fixture();
+    if (!f) return;
+    vib3_config cfg;
+    test_cfg(&cfg, "lfru", uring);
+    vib3_pages_opts o = {.frames_bytes = 64 * 4096, .backend = VIB3_PAGES_FRAMES, .readahead = 0,
+                         .prefetch_inflight_max = 40, .no_promote_queued = !promote, .no_cancel_expired = !cancel};
+    vib3_pages *p = NULL;
+    size_t mark = vib3_arena_mark(&arena);
+    CHECK_OK(vib3_pages_open_ex(&p, f, &cfg, &arena, &o));
+    if (!p) return;
+    uint64_t a, b, c;
+    uint32_t na, nb, nc;
+    CHECK(vib3_file_slot_pages(f, 1, 2, &a, &na) && vib3_file_slot_pages(f, 1, 3, &b, &nb) &&
+          vib3_file_slot_pages(f, 1, 4, &c, &nc));
+    vib3_pages_hold_io(p, 1);
+    vib3_pages_prefetch_slot(p, 1, 2);
+    vib3_pages_prefetch_slot(p, 1, 3);
+    vib3_pages_prefetch_slot(p, 1, 4); /* all three queued, none on the device */
+    vib3_pages_fetch_slot(p, 1, 4);    /* routing chose expert 4: its read jumps the queue */
+    vib3_pages_expire_hints(p, 1);     /* experts 2 and 3 were wrong guesses */
+    vib3_pages_stats s;
+    vib3_pages_stats_get(p, &s);
+    CHECK_EQ_U64(s.prefetch_promoted, (promote ? nc : 0));
+    CHECK_EQ_U64(s.prefetch_cancelled, (cancel ? (uint64_t)na + nb : 0));
+    vib3_pages_hold_io(p, 0);
+    for (uint32_t k = 0; k < nc; k++) {
+        const void *d;
+        CHECK_OK(vib3_pages_acquire(p, c + k, &d));
+        CHECK(memcmp(d, f->map + f->pages[c + k].offset, f->pages[c + k].bytes) == 0);
+        vib3_pages_release(p, c + k);
+    }
+    for (int spin = 0; spin < 2000 && !cancel && !vib3_pages_resident(p, b + nb - 1); spin++) usleep(1000);
+    vib3_pages_stats_get(p, &s);
+    CHECK_EQ_U64(s.bytes_read, ((uint64_t)f->pages[c].bytes * (cancel ? nc : na + nb + nc)));
+    CHECK(vib3_pages_resident(p, a) == !cancel && vib3_pages_resident(p, b) == !cancel);
+    CHECK_EQ_U64(s.io_errors, 0);
+    /* a cancelled page asked for later is read normally */
+    const void *d;
+    CHECK_OK(vib3_pages_acquire(p, a, &d));
+    CHECK(memcmp(d, f->map + f->pages[a].offset, f->pages[a].bytes) == 0);
+    vib3_pages_release(p, a);
+    vib3_pages_close(p);
+    vib3_arena_reset(&arena, mark);
+}
+
+TEST(queued_hints_promoted_and_cancelled) {
+    if (!fixture()) SKIP("no fixture");
+    check_queued_hints(1, 1, 1);
+    check_queued_hints(0, 1, 1);
+    check_queued_hints(1, 0, 1);
+    check_queued_hints(0, 0, 1);
+    check_queued_hints(1, 1, 0); /* pread workers */
+}
+
+/* expert-level counters: one access and at most one fault per (layer, expert) and token */
+TEST(expert_level_faults) {
+    const vib3_file *f = fixture();
+    if (!f) SKIP("no fixture");
+    vib3_config cfg;
+    test_cfg(&cfg, "lru", 1);
+    vib3_pages_opts o = {.frames_bytes = 64 * 4096, .backend = VIB3_PAGES_FRAMES, .readahead = 1};
+    vib3_pages *p = NULL;
+    size_t mark = vib3_arena_mark(&arena);
+    CHECK_OK(vib3_pages_open_ex(&p, f, &cfg, &arena, &o));
+    if (!p) return;
+    for (uint32_t tok = 0; tok < 3; tok++) {
+        vib3_pages_token_begin(p);
+        for (uint32_t e = 0; e < 2; e++) { /* token: layer 3, experts 0 and 1, every page twice */
+            uint64_t first;
+            uint32_t n;
+            CHECK(vib3_file_slot_pages(f, 3, e, &first, &n));
+            for (int twice = 0; twice < 2; twice++)
+                for (uint32_t k = 0; k < n; k++) {
+                    const void *d;
+                    CHECK_OK(vib3_pages_acquire(p, first + k, &d));
+                    vib3_pages_release(p, first + k);
+                }
+        }
+    }
+    vib3_pages_stats s;
+    vib3_pages_stats_get(p, &s);
+    CHECK_EQ_U64(s.expert_accesses, 6);
+    CHECK_EQ_U64(s.expert_faults, 2); /* cold in token 1, resident after */
+    CHECK(s.page_faults >= s.expert_faults);
+    CHECK(s.expert_fault_rate > 0.33 && s.expert_fault_rate < 0.34);
+    vib3_pages_close(p);
+    vib3_arena_reset(&arena, mark);
+}
