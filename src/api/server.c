@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/request.h"
 #include "core/arena.h"
@@ -112,6 +113,8 @@ struct vib3_server {
     pthread_cond_t sched_cond;
     pthread_t sched;
     bool sched_started, stopping;
+    atomic_bool draining;         /* shutdown begun: no new requests (503 + Connection: close) */
+    bool forced;                  /* grace period over: running jobs end now ("length") */
     vib3_arena arena;
     job *jobs;
     uint32_t n_jobs;
@@ -153,6 +156,7 @@ static job *job_acquire(vib3_server *s) {
         j->error_msg[0] = 0;
         j->resp_len = j->resp_sent = j->streamed = 0;
         j->sse_stage = 0;
+        vib3_tokenizer_stream_init(&j->ts, VIB3_DEC_SKIP_SPECIAL);
         j->t_arrival = now_ns();
         j->t_first = j->t_last = j->t_done = 0;
         j->created = (uint64_t)time(NULL);
@@ -195,6 +199,16 @@ static void job_fail(vib3_server *s, job *j, int status, const char *msg) {
     snprintf(j->error_msg, sizeof j->error_msg, "%s", msg);
     s->m.failed++;
     job_finish(s, j, NULL);
+}
+
+/* the grace period of a shutdown is over (mu held): a request that has text ends as if it had
+ * reached max_tokens, finish_reason "length" (the one standard value meaning "cut short" that every
+ * OpenAI client accepts: "stop" would claim a natural end, and strict clients reject unknown values);
+ * a stream always ends with that chunk and [DONE]; a non-streamed request with nothing generated
+ * yet gets 503 (it can be retried elsewhere) */
+static void job_end_forced(vib3_server *s, job *j) {
+    if (!j->req.stream && j->n_gen == 0) job_fail(s, j, 503, "the server is shutting down");
+    else job_finish(s, j, "length");
 }
 
 /* ---- generation (scheduler thread, mu held unless noted) ---------------- */
@@ -319,6 +333,10 @@ static void *scheduler_main(void *arg) {
                 job_finish(s, j, NULL);
                 continue;
             }
+            if (s->forced) {
+                job_end_forced(s, j);
+                continue;
+            }
             if (vib3_seq_acquire(s->e, &j->seq) != VIB3_OK) {
                 job_fail(s, j, 503, "no free sequence slot");
                 continue;
@@ -333,7 +351,9 @@ static void *scheduler_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
             vib3_err rc = vib3_seq_prefill(j->seq, j->prompt_ids, j->n_prompt, NULL);
             pthread_mutex_lock(&s->mu);
-            if (rc == VIB3_ERR_CANCELLED || atomic_load(&j->cancelled)) job_finish(s, j, NULL);
+            if (atomic_load(&j->cancelled)) job_finish(s, j, NULL);
+            else if (rc == VIB3_ERR_CANCELLED && s->forced) job_end_forced(s, j);
+            else if (rc == VIB3_ERR_CANCELLED) job_finish(s, j, NULL);
             else if (rc) job_fail(s, j, 500, vib3_err_msg());
             else on_logits(s, j);
         }
@@ -343,6 +363,10 @@ static void *scheduler_main(void *arg) {
             if (j->state != JOB_RUNNING || !j->seq) continue;
             if (atomic_load(&j->cancelled)) {
                 job_finish(s, j, NULL);
+                continue;
+            }
+            if (s->forced) {
+                job_end_forced(s, j);
                 continue;
             }
             bjobs[n] = j;
@@ -509,6 +533,7 @@ static enum MHD_Result send_buf(vib3_server *s, struct MHD_Connection *c, unsign
     MHD_add_response_header(r, "Content-Type", type);
     if (status == 503) MHD_add_response_header(r, "Retry-After", "1");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (atomic_load(&s->draining)) MHD_add_response_header(r, "Connection", "close"); /* no keep-alive past a shutdown */
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     count_status(s, status);
@@ -810,8 +835,12 @@ static enum MHD_Result handle_generation(vib3_server *s, struct MHD_Connection *
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     j->sock_fd = ci ? ci->connect_fd : -1;
 
-    /* queue it */
+    /* queue it (unless the grace period of a shutdown is already over) */
     pthread_mutex_lock(&s->mu);
+    if (s->forced) {
+        pthread_mutex_unlock(&s->mu);
+        return send_error(s, connection, 503, "the server is shutting down", NULL, "server_shutting_down");
+    }
     j->state = JOB_QUEUED;
     j->sched_holds = true;
     s->queue[(s->q_head + s->q_len) % s->n_jobs] = j->index;
@@ -825,6 +854,7 @@ static enum MHD_Result handle_generation(vib3_server *s, struct MHD_Connection *
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Accel-Buffering", "no");
+        if (atomic_load(&s->draining)) MHD_add_response_header(r, "Connection", "close");
         enum MHD_Result ret = MHD_queue_response(connection, 200, r);
         MHD_destroy_response(r);
         count_status(s, 200);
@@ -846,7 +876,9 @@ static enum MHD_Result handle_generation(vib3_server *s, struct MHD_Connection *
     }
     pthread_mutex_unlock(&s->mu);
     if (atomic_load(&j->cancelled)) return MHD_NO; /* the client is gone */
-    if (j->error_status) return send_error(s, connection, (unsigned)j->error_status, j->error_msg, NULL, NULL);
+    if (j->error_status)
+        return send_error(s, connection, (unsigned)j->error_status, j->error_msg, NULL,
+                          j->error_status == 503 && s->forced ? "server_shutting_down" : NULL);
     out o = {j->resp, s->resp_cap, 0, false};
     build_full_response(s, j, &o);
     if (o.overflow) return send_error(s, connection, 500, "response larger than the response buffer", NULL, NULL);
@@ -860,6 +892,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     vib3_server *s = cls;
     conn *c = *con_cls;
     if (!c) {
+        /* a request that starts after a shutdown began (on a kept-alive connection: the listening
+         * socket is closed by then) is refused; requests already started are finished */
+        if (atomic_load(&s->draining))
+            return send_error(s, connection, 503, "the server is shutting down", NULL, "server_shutting_down");
         c = conn_acquire(s);
         if (!c) return send_error(s, connection, 503, "too many connections", NULL, "overloaded");
         *con_cls = c;
@@ -994,7 +1030,8 @@ vib3_err vib3_server_start(vib3_server **out, vib3_engine *e, const vib3_config 
     struct sockaddr_in6 a6;
     struct sockaddr_in a4;
     struct sockaddr *sa;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* ITC: MHD_quiesce_daemon (graceful shutdown) needs it with an internal polling thread */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
     if (inet_pton(AF_INET, cfg->host, &a4.sin_addr) == 1) {
@@ -1029,6 +1066,32 @@ vib3_err vib3_server_start(vib3_server **out, vib3_engine *e, const vib3_config 
 }
 
 uint16_t vib3_server_port(const vib3_server *s) { return s->port; }
+
+void vib3_server_drain_begin(vib3_server *s) {
+    atomic_store(&s->draining, true);
+    if (!s->daemon) return;
+    /* the listening socket is ours to close once quiesced: new connections are refused from here on */
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+uint32_t vib3_server_in_flight(vib3_server *s) {
+    pthread_mutex_lock(&s->mu);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->n_jobs; i++) n += s->jobs[i].state != JOB_FREE;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void vib3_server_drain_force(vib3_server *s) {
+    atomic_store(&s->draining, true);
+    pthread_mutex_lock(&s->mu);
+    s->forced = true;
+    for (uint32_t i = 0; i < s->n_jobs; i++)  /* a prefill in progress stops between layers */
+        if (s->jobs[i].seq) vib3_seq_cancel(s->jobs[i].seq);
+    pthread_cond_signal(&s->sched_cond);
+    pthread_mutex_unlock(&s->mu);
+}
 
 void vib3_server_stop(vib3_server *s) {
     if (!s) return;

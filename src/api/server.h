@@ -36,4 +36,21 @@ vib3_err vib3_server_start(vib3_server **out, vib3_engine *e, const vib3_config 
 uint16_t vib3_server_port(const vib3_server *s);   /* the bound port (cfg port 0 = ephemeral) */
 void vib3_server_stop(vib3_server *s);             /* stops accepting, cancels running jobs, joins */
 
+/* Graceful shutdown, in three steps (cmd_serve.c drives them from SIGTERM / SIGINT):
+ *   vib3_server_drain_begin   closes the listening socket (new connections are refused) and
+ *                             answers a request that starts on a kept-alive connection with 503
+ *                             "server_shutting_down"; every response from then on carries
+ *                             "Connection: close". Requests already received (queued or running)
+ *                             go on normally.
+ *   vib3_server_in_flight     requests not yet completely answered (0: the drain is done).
+ *   vib3_server_drain_force   the grace period is over: every running request ends at the next
+ *                             step with finish_reason "length" (streams: that last chunk, usage if
+ *                             asked, then "data: [DONE]"; non-streamed: a complete JSON body);
+ *                             a non-streamed request that has generated nothing gets a 503 JSON
+ *                             error. No body is ever truncated.
+ * then vib3_server_stop. */
+void vib3_server_drain_begin(vib3_server *s);
+uint32_t vib3_server_in_flight(vib3_server *s);
+void vib3_server_drain_force(vib3_server *s);
+
 #endif

@@ -1,23 +1,58 @@
 /* cmd_serve.c — `vib3 serve <model> [--host H] [--port P] [--api-key K] [--parallel N]`:
  * opens the engine with N sequence slots and runs the OpenAI-compatible
- * server (src/api/server.h) until SIGINT / SIGTERM. */
+ * server (src/api/server.h) until SIGINT / SIGTERM.
+ *
+ * Shutdown is graceful, as process managers expect: the first SIGTERM / SIGINT
+ * closes the listening socket and lets the requests in flight finish for up to
+ * --shutdown-timeout seconds; then the ones still generating are ended
+ * properly (see vib3_server_drain_force), the server stops and the process
+ * exits 0. A second signal ends the process at once (killed by that signal).
+ * Each phase logs one line on stderr. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/server.h"
 #include "cli/cli.h"
 #include "runtime/engine.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_signal; /* the first SIGINT / SIGTERM received, 0 = none */
 static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
+    if (stop_signal) { /* the second one: no more grace */
+        static const char msg[] = "vib3 serve: second signal: exiting now\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+#define SHUTDOWN_TIMEOUT_S_DEFAULT 10.0
+#define SHUTDOWN_FLUSH_S 5.0 /* after a forced end: time for the last chunks to reach slow clients */
+
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a signal cuts it short: fine, the callers loop */
+}
+
+/* wait until nothing is in flight or `seconds` pass; true when drained */
+static bool wait_drained(vib3_server *s, double seconds) {
+    uint64_t deadline = vib3_now_ns() + (uint64_t)(seconds * 1e9);
+    for (;;) {
+        if (vib3_server_in_flight(s) == 0) return true;
+        if (vib3_now_ns() >= deadline) return false;
+        sleep_ms(20);
+    }
 }
 
 /* the server settings are listed with the options above */
@@ -34,7 +69,9 @@ static void usage(FILE *out) {
             "  -np, --parallel N      sequences decoded together, continuous batching (default 4)\n"
             "  --queue-max N          requests waiting for a slot before 503 (default 64)\n"
             "  --body-bytes-max SIZE  largest request body, 413 beyond (default 1M)\n"
-            "  --alias NAME           model id reported by /v1/models (default: the file name)\n");
+            "  --alias NAME           model id reported by /v1/models (default: the file name)\n"
+            "  --shutdown-timeout S   on SIGTERM/SIGINT, seconds the requests in flight may take to finish\n"
+            "                         before they are ended (finish_reason \"length\"); default 10, 0 = end at once\n");
     vib3_cli_settings_help(out, SERVE_SETTINGS);
 }
 
@@ -67,6 +104,7 @@ static int resolve_host(vib3_config *cfg) {
 
 int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
     const char *model = NULL, *alias = NULL;
+    double grace_s = SHUTDOWN_TIMEOUT_S_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -80,6 +118,14 @@ int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
         }
         if ((v = vib3_cli_flag_value(argc, argv, &i, "--alias"))) {
             alias = v;
+            continue;
+        }
+        if ((v = vib3_cli_flag_value(argc, argv, &i, "--shutdown-timeout"))) {
+            char *end;
+            errno = 0;
+            grace_s = strtod(v, &end);
+            if (end == v || *end || errno || !(grace_s >= 0 && grace_s <= 86400))
+                return vib3_cli_usage_error("serve", "option --shutdown-timeout: '%s' is not a number of seconds in 0..86400", v);
             continue;
         }
         int r = vib3_cli_settings_flag(cfg, argc, argv, &i, "serve", SERVE_SETTINGS | VIB3_CLI_SET_SERVER);
@@ -115,6 +161,7 @@ int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* the signal may land on any thread: MHD's and the engine's calls go on */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -122,9 +169,27 @@ int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
             vib3_engine_n_seq(e), vib3_engine_ctx_size(e), strchr(cfg->host, ':') ? "[" : "", cfg->host,
             strchr(cfg->host, ':') ? "]" : "", vib3_server_port(s), cfg->api_key[0] ? " (API key required)" : "");
     fflush(stderr);
-    while (!stop_requested) pause();
-    fprintf(stderr, "vib3 serve: shutting down\n");
+    while (!stop_signal) sleep_ms(50); /* the handler may run on another thread: poll the flag */
+
+    /* phase 1: no new connections, the requests in flight finish within the grace period */
+    uint64_t t0 = vib3_now_ns();
+    vib3_server_drain_begin(s);
+    fprintf(stderr, "vib3 serve: %s: stopped listening; finishing %u request(s) in flight (grace %g s; "
+                    "a second signal exits at once)\n",
+            stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", vib3_server_in_flight(s), grace_s);
+    if (wait_drained(s, grace_s)) {
+        fprintf(stderr, "vib3 serve: all requests finished (%.2f s)\n", (vib3_now_ns() - t0) / 1e9);
+    } else {
+        /* phase 2: the grace period is over: end what is still running, properly */
+        fprintf(stderr, "vib3 serve: grace period of %g s over: ending %u request(s) now (streams: finish_reason "
+                        "\"length\" then [DONE])\n", grace_s, vib3_server_in_flight(s));
+        vib3_server_drain_force(s);
+        if (!wait_drained(s, SHUTDOWN_FLUSH_S))
+            fprintf(stderr, "vib3 serve: %u connection(s) did not take their last bytes within %g s: closing them\n",
+                    vib3_server_in_flight(s), SHUTDOWN_FLUSH_S);
+    }
     vib3_server_stop(s);
     vib3_engine_close(e);
+    fprintf(stderr, "vib3 serve: stopped (%.2f s after the signal)\n", (vib3_now_ns() - t0) / 1e9);
     return 0;
 }
