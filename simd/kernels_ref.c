@@ -76,21 +76,36 @@ void vib3_dequant_q4_0_ref(const void *x, float *y, size_t n) {
     }
 }
 
+/* walks a Q4_K16 row (vib3_format.h) chunk by chunk: p at the next chunk, d / dm of its
+ * super-block, left: chunks still to come in that super-block (a row's last one may hold < 8) */
+typedef struct {
+    const uint8_t *p;
+    float d, dm;
+    size_t left;
+} k16_walk;
+/* the next chunk's sub-scales sc[], sub-mins mn[] and 16 packed bytes (low nibbles: its
+ * elements 0..15, high: 16..31); the caller counts chunks */
+static inline const uint8_t *k16_next(k16_walk *k, int sc[2], int mn[2]) {
+    if (k->left == 0) {
+        const uint8_t *h = k->p;
+        k->d = vib3_f16_to_f32((uint16_t)(h[0] | h[1] << 8)), k->dm = vib3_f16_to_f32((uint16_t)(h[2] | h[3] << 8));
+        k->p += VIB3_Q4K16_HEAD_BYTES, k->left = 8;
+    }
+    const uint8_t *c = k->p;
+    k->p += VIB3_Q4K16_CHUNK_BYTES, k->left--;
+    vib3_q4k16_unpack(c, sc, mn);
+    return c + 3;
+}
+
 /* one row of n elements (n % 32 == 0) */
 void vib3_dequant_q4_k16_ref(const void *x, float *y, size_t n) {
-    const uint8_t *p = x;
-    for (size_t b = 0; b < n / VIB3_QBLOCK;) {
-        size_t c = n / VIB3_QBLOCK - b < 8 ? n / VIB3_QBLOCK - b : 8;
-        float d = vib3_f16_to_f32((uint16_t)(p[0] | p[1] << 8)), dm = vib3_f16_to_f32((uint16_t)(p[2] | p[3] << 8));
-        p += VIB3_Q4K16_HEAD_BYTES;
-        for (size_t i = 0; i < c; i++, b++, p += VIB3_Q4K16_CHUNK_BYTES) {
-            int sc[2], mn[2];
-            vib3_q4k16_unpack(p, sc, mn);
-            const uint8_t *qs = p + 3;
-            for (int j = 0; j < 16; j++) {
-                y[b * 32 + j] = d * (float)sc[0] * (float)(qs[j] & 15) - dm * (float)mn[0];
-                y[b * 32 + j + 16] = d * (float)sc[1] * (float)(qs[j] >> 4) - dm * (float)mn[1];
-            }
+    k16_walk k = {x, 0, 0, 0};
+    for (size_t b = 0; b < n / VIB3_QBLOCK; b++) {
+        int sc[2], mn[2];
+        const uint8_t *qs = k16_next(&k, sc, mn);
+        for (int j = 0; j < 16; j++) {
+            y[b * 32 + j] = k.d * (float)sc[0] * (float)(qs[j] & 15) - k.dm * (float)mn[0];
+            y[b * 32 + j + 16] = k.d * (float)sc[1] * (float)(qs[j] >> 4) - k.dm * (float)mn[1];
         }
     }
 }
@@ -137,26 +152,20 @@ static float dot_row_q4_0(const void *w, const vib3_block_q8_0 *x, size_t n) {
 }
 
 static float dot_row_q4_k16(const void *w, const vib3_block_q8_0 *x, size_t n) {
-    const uint8_t *p = w;
+    k16_walk k = {w, 0, 0, 0};
     float s = 0;
-    for (size_t b = 0; b < n / VIB3_QBLOCK;) {
-        size_t c = n / VIB3_QBLOCK - b < 8 ? n / VIB3_QBLOCK - b : 8;
-        float d = vib3_f16_to_f32((uint16_t)(p[0] | p[1] << 8)), dm = vib3_f16_to_f32((uint16_t)(p[2] | p[3] << 8));
-        p += VIB3_Q4K16_HEAD_BYTES;
-        for (size_t i = 0; i < c; i++, b++, p += VIB3_Q4K16_CHUNK_BYTES) {
-            int sc[2], mn[2];
-            vib3_q4k16_unpack(p, sc, mn);
-            const uint8_t *qs = p + 3;
-            int32_t s0 = 0, s1 = 0, t0 = 0, t1 = 0;
-            for (int j = 0; j < 16; j++) {
-                s0 += (qs[j] & 15) * x[b].qs[j];
-                s1 += (qs[j] >> 4) * x[b].qs[j + 16];
-                t0 += x[b].qs[j];
-                t1 += x[b].qs[j + 16];
-            }
-            s += vib3_f16_to_f32(x[b].d) *
-                 (d * (float)(sc[0] * s0 + sc[1] * s1) - dm * (float)(mn[0] * t0 + mn[1] * t1));
+    for (size_t b = 0; b < n / VIB3_QBLOCK; b++) {
+        int sc[2], mn[2];
+        const uint8_t *qs = k16_next(&k, sc, mn);
+        int32_t s0 = 0, s1 = 0, t0 = 0, t1 = 0;
+        for (int j = 0; j < 16; j++) {
+            s0 += (qs[j] & 15) * x[b].qs[j];
+            s1 += (qs[j] >> 4) * x[b].qs[j + 16];
+            t0 += x[b].qs[j];
+            t1 += x[b].qs[j + 16];
         }
+        s += vib3_f16_to_f32(x[b].d) *
+             (k.d * (float)(sc[0] * s0 + sc[1] * s1) - k.dm * (float)(mn[0] * t0 + mn[1] * t1));
     }
     return s;
 }
