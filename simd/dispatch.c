@@ -110,16 +110,6 @@ const char *vib3_simd_cpu_features_str(uint32_t f, char *buf, size_t cap) {
 }
 
 /* ==== tables ================================================================ */
-#define FILL_DTYPE(ops, dt, DT, isa)                                              \
-    do {                                                                          \
-        (ops)->matvec[DT] = vib3_matvec_##dt##_##isa;                             \
-        (ops)->matmul[DT] = vib3_matmul_##dt##_##isa;                             \
-        (ops)->page_act[DT] = vib3_page_act_##dt##_##isa;                         \
-        (ops)->page_down[DT] = vib3_page_down_##dt##_##isa;                       \
-        (ops)->page_ffn[DT] = vib3_page_ffn_##dt##_##isa;                         \
-        (ops)->page_ffn_batch[DT] = vib3_page_ffn_batch_##dt##_##isa;             \
-    } while (0)
-
 static void fill_ref(vib3_simd_ops *o) {
     memset(o, 0, sizeof *o);
     o->name = "scalar";
@@ -133,12 +123,12 @@ static void fill_ref(vib3_simd_ops *o) {
     o->dequant[VIB3_DTYPE_Q8_0] = vib3_dequant_q8_0_ref;
     o->dequant[VIB3_DTYPE_Q4_0] = vib3_dequant_q4_0_ref;
     o->dequant[VIB3_DTYPE_Q4_K16] = vib3_dequant_q4_k16_ref;
-    FILL_DTYPE(o, f32, VIB3_DTYPE_F32, ref);
-    FILL_DTYPE(o, f16, VIB3_DTYPE_F16, ref);
-    FILL_DTYPE(o, bf16, VIB3_DTYPE_BF16, ref);
-    FILL_DTYPE(o, q8_0, VIB3_DTYPE_Q8_0, ref);
-    FILL_DTYPE(o, q4_0, VIB3_DTYPE_Q4_0, ref);
-    FILL_DTYPE(o, q4_k16, VIB3_DTYPE_Q4_K16, ref);
+    VIB3_SIMD_FILL_DTYPE(o, f32, VIB3_DTYPE_F32, ref);
+    VIB3_SIMD_FILL_DTYPE(o, f16, VIB3_DTYPE_F16, ref);
+    VIB3_SIMD_FILL_DTYPE(o, bf16, VIB3_DTYPE_BF16, ref);
+    VIB3_SIMD_FILL_DTYPE(o, q8_0, VIB3_DTYPE_Q8_0, ref);
+    VIB3_SIMD_FILL_DTYPE(o, q4_0, VIB3_DTYPE_Q4_0, ref);
+    VIB3_SIMD_FILL_DTYPE(o, q4_k16, VIB3_DTYPE_Q4_K16, ref);
     o->rmsnorm = vib3_rmsnorm_ref;
     o->rope = vib3_rope_ref;
     o->softmax = vib3_softmax_ref;

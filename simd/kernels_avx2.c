@@ -742,16 +742,6 @@ VIB3_PAGE_DEFINE(q8_0, VIB3_DTYPE_Q8_0)
 VIB3_PAGE_DEFINE(q4_0, VIB3_DTYPE_Q4_0)
 VIB3_PAGE_DEFINE(q4_k16, VIB3_DTYPE_Q4_K16)
 
-#define FILL_DT(o, dt, DT)                                      \
-    do {                                                        \
-        (o)->matvec[DT] = vib3_matvec_##dt##_avx2;              \
-        (o)->matmul[DT] = vib3_matmul_##dt##_avx2;              \
-        (o)->page_act[DT] = vib3_page_act_##dt##_avx2;          \
-        (o)->page_down[DT] = vib3_page_down_##dt##_avx2;        \
-        (o)->page_ffn[DT] = vib3_page_ffn_##dt##_avx2;          \
-        (o)->page_ffn_batch[DT] = vib3_page_ffn_batch_##dt##_avx2; \
-    } while (0)
-
 void vib3_simd_fill_avx2(vib3_simd_ops *o) {
     o->f16_to_f32 = vib3_f16_to_f32_avx2;
     o->f32_to_f16 = vib3_f32_to_f16_avx2;
@@ -760,12 +750,12 @@ void vib3_simd_fill_avx2(vib3_simd_ops *o) {
     o->dequant[VIB3_DTYPE_F16] = dequant_f16_avx2;
     o->dequant[VIB3_DTYPE_BF16] = dequant_bf16_avx2;
     o->dequant[VIB3_DTYPE_Q4_0] = dequant_q4_0_avx2;
-    FILL_DT(o, f32, VIB3_DTYPE_F32);
-    FILL_DT(o, f16, VIB3_DTYPE_F16);
-    FILL_DT(o, bf16, VIB3_DTYPE_BF16);
-    FILL_DT(o, q8_0, VIB3_DTYPE_Q8_0);
-    FILL_DT(o, q4_0, VIB3_DTYPE_Q4_0);
-    FILL_DT(o, q4_k16, VIB3_DTYPE_Q4_K16);
+    VIB3_SIMD_FILL_DTYPE(o, f32, VIB3_DTYPE_F32, avx2);
+    VIB3_SIMD_FILL_DTYPE(o, f16, VIB3_DTYPE_F16, avx2);
+    VIB3_SIMD_FILL_DTYPE(o, bf16, VIB3_DTYPE_BF16, avx2);
+    VIB3_SIMD_FILL_DTYPE(o, q8_0, VIB3_DTYPE_Q8_0, avx2);
+    VIB3_SIMD_FILL_DTYPE(o, q4_0, VIB3_DTYPE_Q4_0, avx2);
+    VIB3_SIMD_FILL_DTYPE(o, q4_k16, VIB3_DTYPE_Q4_K16, avx2);
     o->rmsnorm = vib3_rmsnorm_avx2;
     o->rope = vib3_rope_avx2;
     o->softmax = vib3_softmax_avx2;

@@ -525,24 +525,9 @@ VIB3_PAGE_DEFINE(q4_k16, VIB3_DTYPE_Q4_K16)
 
 void vib3_simd_fill_avx512(vib3_simd_ops *o) {
     o->quantize_q8_0 = vib3_quantize_q8_0_avx512;
-    o->matvec[VIB3_DTYPE_Q4_0] = vib3_matvec_q4_0_avx512;
-    o->matvec[VIB3_DTYPE_Q8_0] = vib3_matvec_q8_0_avx512;
-    o->matmul[VIB3_DTYPE_Q4_0] = vib3_matmul_q4_0_avx512;
-    o->matmul[VIB3_DTYPE_Q8_0] = vib3_matmul_q8_0_avx512;
-    o->page_act[VIB3_DTYPE_Q4_0] = vib3_page_act_q4_0_avx512;
-    o->page_down[VIB3_DTYPE_Q4_0] = vib3_page_down_q4_0_avx512;
-    o->page_ffn[VIB3_DTYPE_Q4_0] = vib3_page_ffn_q4_0_avx512;
-    o->page_ffn_batch[VIB3_DTYPE_Q4_0] = vib3_page_ffn_batch_q4_0_avx512;
-    o->page_act[VIB3_DTYPE_Q8_0] = vib3_page_act_q8_0_avx512;
-    o->page_down[VIB3_DTYPE_Q8_0] = vib3_page_down_q8_0_avx512;
-    o->page_ffn[VIB3_DTYPE_Q8_0] = vib3_page_ffn_q8_0_avx512;
-    o->page_ffn_batch[VIB3_DTYPE_Q8_0] = vib3_page_ffn_batch_q8_0_avx512;
-    o->matvec[VIB3_DTYPE_Q4_K16] = vib3_matvec_q4_k16_avx512;
-    o->matmul[VIB3_DTYPE_Q4_K16] = vib3_matmul_q4_k16_avx512;
-    o->page_act[VIB3_DTYPE_Q4_K16] = vib3_page_act_q4_k16_avx512;
-    o->page_down[VIB3_DTYPE_Q4_K16] = vib3_page_down_q4_k16_avx512;
-    o->page_ffn[VIB3_DTYPE_Q4_K16] = vib3_page_ffn_q4_k16_avx512;
-    o->page_ffn_batch[VIB3_DTYPE_Q4_K16] = vib3_page_ffn_batch_q4_k16_avx512;
+    VIB3_SIMD_FILL_DTYPE(o, q4_0, VIB3_DTYPE_Q4_0, avx512);
+    VIB3_SIMD_FILL_DTYPE(o, q8_0, VIB3_DTYPE_Q8_0, avx512);
+    VIB3_SIMD_FILL_DTYPE(o, q4_k16, VIB3_DTYPE_Q4_K16, avx512);
     o->dot_f32 = vib3_dot_f32_avx512;
     o->attn_scores_f32 = vib3_attn_scores_f32_avx512;
     o->attn_scores_f16 = vib3_attn_scores_f16_avx512;
