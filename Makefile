@@ -169,3 +169,19 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- install / uninstall ------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: $(PREFIX)/bin/vib3 and the default settings in
+# $(PREFIX)/share/vib3/vib3.conf (read-only defaults, FHS-style; an administrator overrides them in
+# /etc/vib3/vib3.conf or $(PREFIX)/etc/vib3/vib3.conf, a user in ~/.config/vib3/vib3.conf). The
+# binary finds share/vib3 relative to itself, so a DESTDIR or tarball install works where it lands.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vib3
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vib3
+	install -m 644 conf/vib3.conf $(DESTDIR)$(PREFIX)/share/vib3/vib3.conf
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/vib3 $(DESTDIR)$(PREFIX)/share/vib3/vib3.conf
+	-rmdir $(DESTDIR)$(PREFIX)/share/vib3 2>/dev/null || true
+.PHONY: install uninstall

@@ -6,7 +6,8 @@
  * block device under the model store ($VIB3_HOME, else the current
  * directory) and, with --probe, a short O_DIRECT read of a temporary file
  * there; CUDA devices with free VRAM when built with CUDA=1; whether
- * io_uring can be set up. --json prints one object.
+ * io_uring can be set up; the config file the settings came from (or the
+ * built-in defaults). --json prints one object.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@ typedef struct hw_info {
     char io_uring_note[96];
     int cuda_count;
     char cuda_note[512];
+    char config_file[VIB3_PATH_MAX]; /* "" = built-in defaults */
 } hw_info;
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -301,7 +303,9 @@ static void print_json(const hw_info *h) {
     printf("},\"io_uring\":%s,", h->io_uring_ok ? "true" : "false");
     json_str("io_uring_note", h->io_uring_note, false);
     printf("\"cuda_devices\":%d,", h->cuda_count);
-    json_str("cuda", h->cuda_note, true);
+    json_str("cuda", h->cuda_note, false);
+    if (h->config_file[0]) json_str("config_file", h->config_file, true);
+    else printf("\"config_file\":null");
     printf("}\n");
 }
 
@@ -326,6 +330,7 @@ static void print_text(const hw_info *h) {
     }
     printf("io_uring       %s (%s)\n", h->io_uring_ok ? "usable" : "not usable", h->io_uring_note);
     printf("cuda           %s\n", h->cuda_note);
+    printf("config         %s\n", h->config_file[0] ? h->config_file : "built-in defaults (no vib3.conf found)");
 }
 
 int vib3_cmd_hw(int argc, char **argv, vib3_config *cfg) {
@@ -354,6 +359,7 @@ int vib3_cmd_hw(int argc, char **argv, vib3_config *cfg) {
     if (probe) probe_disk(&h);
     uring_info(&h);
     cuda_info(&h);
+    snprintf(h.config_file, sizeof h.config_file, "%s", cfg->source_path);
     if (json) print_json(&h);
     else print_text(&h);
     return 0;

@@ -231,34 +231,56 @@ vib3_err vib3_config_apply_env(vib3_config *c) {
 
 static bool file_exists(const char *p) { return access(p, R_OK) == 0; }
 
+/* the config files searched, in order, into paths[] (each VIB3_PATH_MAX + 64 bytes); returns the count.
+ * <exe> is the directory of the running binary, so a relocated install (DESTDIR, a tarball)
+ * finds its own files:
+ *   <exe>/../conf/vib3.conf              a binary in a build directory of the source tree
+ *   $XDG_CONFIG_HOME/vib3/vib3.conf      (or ~/.config/vib3/vib3.conf) the user's settings
+ *   /etc/vib3/vib3.conf                  the administrator's settings
+ *   <exe>/../etc/vib3/vib3.conf          the same for a /usr/local or /opt install
+ *   <exe>/../share/vib3/vib3.conf        the defaults `make install` puts beside bin/ */
+static int config_candidates(char paths[][VIB3_PATH_MAX + 64]) {
+    int n = 0;
+    char exe[VIB3_PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    bool have_exe = false;
+    if (len > 0) {
+        exe[len] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0, have_exe = true;
+    }
+    if (have_exe) snprintf(paths[n++], VIB3_PATH_MAX + 64, "%s/../conf/vib3.conf", exe);
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(paths[n++], VIB3_PATH_MAX + 64, "%s/vib3/vib3.conf", xdg);
+    else if (home && *home) snprintf(paths[n++], VIB3_PATH_MAX + 64, "%s/.config/vib3/vib3.conf", home);
+    snprintf(paths[n++], VIB3_PATH_MAX + 64, "/etc/vib3/vib3.conf");
+    if (have_exe) {
+        snprintf(paths[n++], VIB3_PATH_MAX + 64, "%s/../etc/vib3/vib3.conf", exe);
+        snprintf(paths[n++], VIB3_PATH_MAX + 64, "%s/../share/vib3/vib3.conf", exe);
+    }
+    return n;
+}
+
+/* "/a/b/../conf/x" -> "/a/conf/x" when it resolves (messages name the real file) */
+static void canonical(char *path, size_t cap) {
+    char real[PATH_MAX];
+    if (realpath(path, real) && strlen(real) < cap) snprintf(path, cap, "%s", real);
+}
+
 vib3_err vib3_config_load(vib3_config *c) {
     vib3_config_defaults(c);
-    char path[VIB3_PATH_MAX + 64];
     const char *env = getenv("VIB3_CONF");
     if (env && *env) {
         if (vib3_config_load_file(c, env) != VIB3_OK) return vib3_err_code();
         return vib3_config_apply_env(c);
     }
-    char exe[VIB3_PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    bool found = false;
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        snprintf(path, sizeof path, "%s/../conf/vib3.conf", exe);
-        found = file_exists(path);
+    char paths[5][VIB3_PATH_MAX + 64];
+    int n = config_candidates(paths);
+    for (int i = 0; i < n; i++) {
+        if (!file_exists(paths[i])) continue;
+        canonical(paths[i], sizeof paths[i]);
+        if (vib3_config_load_file(c, paths[i]) != VIB3_OK) return vib3_err_code();
+        break;
     }
-    if (!found) {
-        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        if (xdg && *xdg) snprintf(path, sizeof path, "%s/vib3/vib3.conf", xdg);
-        else snprintf(path, sizeof path, "%s/.config/vib3/vib3.conf", home ? home : "");
-        found = file_exists(path);
-    }
-    if (!found) {
-        snprintf(path, sizeof path, "/etc/vib3/vib3.conf");
-        found = file_exists(path);
-    }
-    if (found && vib3_config_load_file(c, path) != VIB3_OK) return vib3_err_code();
     return vib3_config_apply_env(c);
 }

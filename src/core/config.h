@@ -6,9 +6,12 @@
  * and "%" of physical RAM for ram_budget ("50%").
  *
  * vib3_config_load() applies, in order: defaults, the first config file found
- * ($VIB3_CONF, <exe dir>/../conf/vib3.conf, $XDG_CONFIG_HOME/vib3/vib3.conf or
- * ~/.config/vib3/vib3.conf, /etc/vib3/vib3.conf), then the environment.
- * Command-line flags are applied after by the CLI.
+ * ($VIB3_CONF, <exe dir>/../conf/vib3.conf (source tree), $XDG_CONFIG_HOME/vib3/vib3.conf
+ * or ~/.config/vib3/vib3.conf, /etc/vib3/vib3.conf, <exe dir>/../etc/vib3/vib3.conf,
+ * <exe dir>/../share/vib3/vib3.conf (where `make install` puts the defaults)), then the
+ * environment. source_path names the file read ("" = the built-in defaults, which equal
+ * conf/vib3.conf: tests/core/test_config_defaults.c). Command-line flags are applied
+ * after by the CLI.
  */
 #ifndef VIB3_CORE_CONFIG_H
 #define VIB3_CORE_CONFIG_H
