@@ -250,9 +250,10 @@ static inline __attribute__((always_inline)) void q4_rows8(const char *w, size_t
     _mm256_storeu_ps(y, q4_rows8_acc(w, rb, nb, x, csum, w + 8 * rb));
 }
 
-static void q4_csum(const vib3_block_q8_0 *xb, size_t nb, int32_t *csum) {
+/* 8 * sum(x_b) per activation block: the -8 offset of the Q4_0 nibbles, shared by every row */
+static void q8_block_sums8(const vib3_block_q8_0 *x, size_t nb, int32_t *csum) {
     for (size_t b = 0; b < nb; b++) {
-        __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), _mm256_loadu_si256((const __m256i *)xb[b].qs)),
+        __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), _mm256_loadu_si256((const __m256i *)x[b].qs)),
                                       _mm256_set1_epi16(1));
         __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
         t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
@@ -267,7 +268,7 @@ void vib3_matvec_q4_0_avx2(const void *w, size_t cols, const void *x, float *y, 
     if (nb <= CSUM_BLOCKS_MAX && r1 - r0 >= 8) {
         int32_t csum[CSUM_BLOCKS_MAX];
         const vib3_block_q8_0 *xb = x;
-        q4_csum(xb, nb, csum);
+        q8_block_sums8(xb, nb, csum);
         for (; r + 8 <= r1; r += 8) q4_rows8((const char *)w + r * rb, rb, nb, xb, csum, y + r);
     }
     for (; r + R_MV <= r1; r += R_MV) qrows4((const char *)w + r * rb, rb, nb, x, y + r, R_MV, 1);
@@ -283,7 +284,7 @@ static int q4_down_acc_avx2(const void *w, size_t cols, const void *x, float sca
     if (nb > CSUM_BLOCKS_MAX) return 0;
     int32_t csum[CSUM_BLOCKS_MAX];
     const vib3_block_q8_0 *xb = x;
-    q4_csum(xb, nb, csum);
+    q8_block_sums8(xb, nb, csum);
     const size_t ahead = 8 * rb > 4096 ? 8 * rb : 4096;
     const __m256 vs = _mm256_set1_ps(scale);
     size_t r = 0;
@@ -413,17 +414,6 @@ static inline __attribute__((always_inline)) void q4_tile8x4(const char *w, size
     }
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int t = 0; t < nt; t++) _mm256_storeu_ps(y + (size_t)t * y_ld, _mm256_permutevar8x32_ps(acc[t], order));
-}
-
-static void q8_block_sums8(const vib3_block_q8_0 *x, size_t nb, int32_t *csum) {
-    for (size_t b = 0; b < nb; b++) {
-        __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), _mm256_loadu_si256((const __m256i *)x[b].qs)),
-                                      _mm256_set1_epi16(1));
-        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
-        csum[b] = _mm_cvtsi128_si32(t);
-    }
 }
 
 /* Q8_0 mat-mul: 8 rows x 4 tokens. |w| of the eight rows is computed once per block and
