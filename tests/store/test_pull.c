@@ -219,6 +219,22 @@ static void sha256_file(const char *p, char hex[65]) {
     vib3_sha256_hex(d, hex);
 }
 
+/* SHA-256 of model.safetensors in the mock's repository `repo` ("org/name") */
+static void source_sha(const char *repo, char hex[65]) {
+    char p[2048];
+    snprintf(p, sizeof p, "%s/%s/model.safetensors", g_root, repo);
+    sha256_file(p, hex);
+}
+
+/* SHA-256 of model.safetensors in the cache's snapshot `commit` of `repo` ("org/name") */
+static void snapshot_sha(const char *repo, const char *commit, char hex[65]) {
+    const char *slash = strchr(repo, '/');
+    char p[2048];
+    snprintf(p, sizeof p, "%s/models--%.*s--%s/snapshots/%s/model.safetensors", g_cache, (int)(slash - repo), repo,
+             slash + 1, commit);
+    sha256_file(p, hex);
+}
+
 /* ---- pure functions ---------------------------------------------------------------- */
 
 TEST(sha256_vectors) {
@@ -423,11 +439,9 @@ TEST(resume_after_cut_connection) {
     CHECK(log_count("/cdn/cut/tiny/", "(cut)") == 1);
     CHECK(log_count("/cdn/cut/tiny/", "range=bytes=") >= 1); /* resumed, not restarted */
     CHECK(s.bytes_downloaded < 700000 + 10000 + 100);
-    char p[2048], hex[65], want[65];
-    snprintf(p, sizeof p, "%s/models--cut--tiny/snapshots/%s/model.safetensors", g_cache, s.commit);
-    sha256_file(p, hex);
-    snprintf(p, sizeof p, "%s/cut/tiny/model.safetensors", g_root);
-    sha256_file(p, want);
+    char hex[65], want[65];
+    snapshot_sha("cut/tiny", s.commit, hex);
+    source_sha("cut/tiny", want);
     CHECK_STR(hex, want);
 }
 
@@ -441,8 +455,7 @@ TEST(resume_on_next_run_keeps_incomplete) {
     CHECK_EQ_I64(rc, VIB3_ERR_NET);
     CHECK(strstr(vib3_err_msg(), "resume") != NULL);
     char want[65], p[2048];
-    snprintf(p, sizeof p, "%s/cut/second/model.safetensors", g_root);
-    sha256_file(p, want);
+    source_sha("cut/second", want);
     snprintf(p, sizeof p, "%s/models--cut--second/blobs/%s.incomplete", g_cache, want);
     off_t part = file_size(p);
     CHECK_MSG(part > 0 && part < 700000, "partial file %s: %lld bytes", p, (long long)part);
@@ -460,11 +473,9 @@ TEST(server_ignoring_range_restarts_the_file) {
     vib3_hub_snapshot s;
     hub_for_mock(&h);
     CHECK_OK(vib3_hub_download(&h, "norange/tiny", "main", &s));
-    char p[2048], hex[65], want[65];
-    snprintf(p, sizeof p, "%s/models--norange--tiny/snapshots/%s/model.safetensors", g_cache, s.commit);
-    sha256_file(p, hex);
-    snprintf(p, sizeof p, "%s/norange/tiny/model.safetensors", g_root);
-    sha256_file(p, want);
+    char hex[65], want[65];
+    snapshot_sha("norange/tiny", s.commit, hex);
+    source_sha("norange/tiny", want);
     CHECK_STR(hex, want);
 }
 
@@ -477,8 +488,7 @@ TEST(checksum_mismatch_deletes_the_file) {
     CHECK(strstr(vib3_err_msg(), "SHA-256") != NULL);
     CHECK(strstr(vib3_err_msg(), "model.safetensors") != NULL);
     char p[2048], want[65];
-    snprintf(p, sizeof p, "%s/corrupt/tiny/model.safetensors", g_root);
-    sha256_file(p, want);
+    source_sha("corrupt/tiny", want);
     snprintf(p, sizeof p, "%s/models--corrupt--tiny/blobs/%s", g_cache, want);
     CHECK(access(p, F_OK) != 0);
     snprintf(p, sizeof p, "%s/models--corrupt--tiny/blobs/%s.incomplete", g_cache, want);
@@ -572,8 +582,7 @@ TEST(write_error_keeps_partial_file) {
     CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
     char p[2048], want[65];
-    snprintf(p, sizeof p, "%s/test/fsize/model.safetensors", g_root);
-    sha256_file(p, want);
+    source_sha("test/fsize", want);
     snprintf(p, sizeof p, "%s/models--test--fsize/blobs/%s.incomplete", g_cache, want);
     off_t part = file_size(p);
     CHECK_MSG(part > 0 && part <= 300000, "partial %lld", (long long)part);
@@ -592,8 +601,7 @@ TEST(no_blobs_metadata_falls_back_to_head) {
     CHECK_OK(vib3_hub_download(&h, "noblobs/tiny", "main", &s));
     CHECK_EQ_I64(log_count("HEAD /noblobs/tiny/resolve/", NULL), 3);
     char p[2048], hex[65], want[65];
-    snprintf(p, sizeof p, "%s/noblobs/tiny/model.safetensors", g_root);
-    sha256_file(p, want);
+    source_sha("noblobs/tiny", want);
     snprintf(p, sizeof p, "%s/models--noblobs--tiny/blobs/%s", g_cache, want); /* named by X-Linked-Etag */
     sha256_file(p, hex);
     CHECK_STR(hex, want);
