@@ -10,7 +10,7 @@ static void bench_usage(FILE *out) {
                  "       vib3 bench hnsw --base B.fvecs --queries Q.fvecs [--gt G.ivecs] [--metric l2|ip]\n"
                  "                       [--M 16] [--ef-construction 200] [--ef 16,32,64,128] [--vtype f32[,f16,i8]]\n"
                  "                       [--runs 3] [-t N] [--peer PATH | --no-peer] [--save-gt G.ivecs] [--json]\n"
-                 "       vib3 bench <model> [-p 512] [-n 128] [-r 3] [-t N] [--json]   (llama-bench flags)\n");
+                 "       vib3 bench <model> [-p 512] [-n 128] [-d 0] [-r 3] [-t N] [--json]   (llama-bench flags)\n");
 }
 
 int vib3_cmd_bench(int argc, char **argv, vib3_config *cfg) {
