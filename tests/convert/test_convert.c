@@ -11,6 +11,15 @@
 
 #include "tests/convert/common.h"
 
+/* dir := the directory of the shared model `name` (its model.safetensors); false when absent */
+static bool shared_model_dir(const char *name, char dir[1024]) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/model.safetensors", name);
+    const char *m = vib3_test_model_path(rel);
+    if (m) snprintf(dir, 1024, "%.*s", (int)(strrchr(m, '/') - m), m);
+    return m != NULL;
+}
+
 static char out_path[1024];
 
 static const char *tmp(const char *name) {
@@ -107,10 +116,8 @@ static void check_exact(const char *model_dir, const char *vib3, bool mixtral) {
 }
 
 TEST(tinymix_f32_reproduces_source) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
-    if (!m) SKIP("tinymix-brown not available");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir)) SKIP("tinymix-brown not available");
     CHECK_OK(convert_to(dir, tmp("tm-f32.vib3"), VIB3_DTYPE_F32, false, 0));
     check_exact(dir, out_path, true);
     opened o;
@@ -205,10 +212,8 @@ done:
 }
 
 TEST(tinymix_q4_q8_within_bounds) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
-    if (!m) SKIP("tinymix-brown not available");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir)) SKIP("tinymix-brown not available");
     CHECK_OK(convert_to(dir, tmp("tm-q4.vib3"), VIB3_DTYPE_Q4_0, false, 0));
     check_bounds(dir, out_path);
     CHECK_OK(convert_to(dir, tmp("tm-q8.vib3"), VIB3_DTYPE_Q8_0, false, 0));
@@ -217,11 +222,9 @@ TEST(tinymix_q4_q8_within_bounds) {
 
 /* our Q4_0 pages hold exactly the blocks llama.cpp's quantizer wrote into tinymix-q4_0.gguf */
 TEST(tinymix_q4_matches_llama_cpp_quantizer) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
     const char *gq = vib3_test_model_path("tinymix-brown/gguf/tinymix-q4_0.gguf");
-    if (!m || !gq) SKIP("tinymix-brown not available");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir) || !gq) SKIP("tinymix-brown not available");
     vib3_convert_opts co;
     memset(&co, 0, sizeof co);
     co.model_path = dir;
@@ -291,11 +294,9 @@ TEST(gguf_q4_0_imports_losslessly) {
 
 /* GGUF F32 (llama.cpp's converter, Q/K permuted) == safetensors F32 after import */
 TEST(gguf_f32_equals_safetensors) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
     const char *gf = vib3_test_model_path("tinymix-brown/gguf/tinymix-f32.gguf");
-    if (!m || !gf) SKIP("tinymix-brown not available");
     char dir[1024], a[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir) || !gf) SKIP("tinymix-brown not available");
     CHECK_OK(convert_to(dir, tmp("hf-f32.vib3"), VIB3_DTYPE_F32, false, 0));
     snprintf(a, sizeof a, "%s", out_path);
     CHECK_OK(convert_to(gf, tmp("gg-f32.vib3"), VIB3_DTYPE_F32, false, 0));
@@ -343,10 +344,8 @@ static void ffn_pages(const vib3_file *f, uint64_t first, uint32_t count, const 
 }
 
 TEST(permutation_preserves_function) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
-    if (!m) SKIP("tinymix-brown not available");
     char dir[1024], a[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir)) SKIP("tinymix-brown not available");
     CHECK_OK(convert_to(dir, tmp("perm.vib3"), VIB3_DTYPE_F32, true, 64));
     snprintf(a, sizeof a, "%s", out_path);
     CHECK_OK(convert_to(dir, tmp("noperm.vib3"), VIB3_DTYPE_F32, false, 64));
@@ -386,10 +385,8 @@ TEST(permutation_preserves_function) {
 }
 
 TEST(stories260k_dense_llama_with_spm_tokenizer) {
-    const char *m = vib3_test_model_path("stories260K-hf/model.safetensors");
-    if (!m) SKIP("stories260K-hf not available");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("stories260K-hf", dir)) SKIP("stories260K-hf not available");
     CHECK_OK(convert_to(dir, tmp("st-f32.vib3"), VIB3_DTYPE_F32, false, 0));
     check_exact(dir, out_path, false);
     opened o;
@@ -418,8 +415,8 @@ TEST(stories260k_dense_llama_with_spm_tokenizer) {
 }
 
 TEST(bundled_bf16_model_matches_f32_original) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
-    if (!m) SKIP("tinymix-brown not available");
+    char dir[1024];
+    if (!shared_model_dir("tinymix-brown", dir)) SKIP("tinymix-brown not available");
     if (!file_exists("models/tinymix-brown/model.safetensors")) SKIP("run from the repository root");
     CHECK_OK(convert_to("models/tinymix-brown", tmp("bundled.vib3"), VIB3_DTYPE_F32, false, 0));
     vib3_src s;
@@ -429,8 +426,6 @@ TEST(bundled_bf16_model_matches_f32_original) {
     opened o;
     CHECK(open_vib3(&o, out_path));
     vib3_src f32;
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
     CHECK(load_src(&f32, dir));
     const vib3_tensor_entry *te = o.ok ? vib3_file_find_tensor(&o.f, "token_embd.weight") : NULL;
     const vib3_src_tensor *ref = vib3_src_find(&f32, "model.embed_tokens.weight");
@@ -448,11 +443,9 @@ TEST(bundled_bf16_model_matches_f32_original) {
 
 /* calibration: COAC counts are consistent, signatures rank pages far better than chance */
 TEST(calibration_coact_and_signature_recall) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
-    if (!m) SKIP("tinymix-brown not available");
-    if (!file_exists("models/calib/default.txt")) SKIP("run from the repository root");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir)) SKIP("tinymix-brown not available");
+    if (!file_exists("models/calib/default.txt")) SKIP("run from the repository root");
     vib3_convert_opts o;
     memset(&o, 0, sizeof o);
     o.model_path = dir;
@@ -529,10 +522,8 @@ static int greedy_agree(const char *vib3, const uint32_t *prompt, uint32_t n_pro
 }
 
 TEST(engine_reproduces_reference_greedy) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
-    if (!m) SKIP("tinymix-brown not available");
     char dir[1024], f32[1100];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir)) SKIP("tinymix-brown not available");
     /* reference.json prompts[0]: "In the beginning God created" */
     static const uint32_t prompt[] = {1, 676, 262, 2363, 496, 3813};
     static const uint32_t want[] = {262, 2829, 271, 496, 47,  274, 262, 2829, 271, 496, 47,  274, 262, 1687, 271, 262,
@@ -592,10 +583,8 @@ static void check_default_int4(const char *dir, const char *path, uint32_t q8_la
 }
 
 TEST(tinymix_default_int4_layout) {
-    const char *m = vib3_test_model_path("tinymix-brown/model.safetensors");
-    if (!m) SKIP("tinymix-brown not available");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(m, '/') - m), m);
+    if (!shared_model_dir("tinymix-brown", dir)) SKIP("tinymix-brown not available");
     CHECK_OK(convert_to(dir, tmp("tm-int4.vib3"), -1, false, 0));
     check_default_int4(dir, out_path, 1);
     vib3_convert_opts o;
