@@ -11,7 +11,7 @@
 BUILD=${BUILD:-build}
 case $BUILD in /*) V=$BUILD/vib3 ;; *) V=$(pwd)/$BUILD/vib3 ;; esac
 T=$(mktemp -d)
-pass=0; fail=0
+pass=0; fail=0; skip=0
 ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 PIDS=""
@@ -181,9 +181,23 @@ wait_exit 5
 [ "$RC" = 143 ] && [ $(($(date +%s) - t0)) -le 5 ] && ok || bad "second SIGTERM: exit status $RC (want 143: killed by SIGTERM)"
 grep -q "second signal: exiting now" "$T/c.log" && ok || { bad "second signal log"; cat "$T/c.log"; }
 
+# --- D: the official openai npm client over a forced shutdown ---------------------
+if [ -f tests/node/node_modules/openai/index.mjs ] && command -v node >/dev/null; then
+    start_server "$T/d.log" --shutdown-timeout 0.3 || { echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+    node tests/api/shutdown_openai.mjs "http://127.0.0.1:$PORT/v1" tinymix "$SPID" > "$T/d.out" 2>&1
+    line=$(tail -n 1 "$T/d.out")
+    p=$(echo "$line" | sed -nE 's/^([0-9]+) passed.*/\1/p'); f=$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
+    pass=$((pass + ${p:-0})); fail=$((fail + ${f:-1}))
+    [ "${f:-1}" = 0 ] || cat "$T/d.out"
+    wait_exit 10
+    [ "$RC" = 0 ] && ok || bad "exit status after the openai client case: $RC"
+else
+    echo "SKIP: openai npm client not installed (sh tests/node/install.sh) - loud skip"; skip=$((skip + 1))
+fi
+
 # --- bad value --------------------------------------------------------------------
 $V serve "$T/tinymix.vib3" --shutdown-timeout -1 >/dev/null 2>"$T/err"; rc=$?
 [ $rc = 2 ] && grep -q -- "--shutdown-timeout" "$T/err" && ok || bad "--shutdown-timeout -1: exit $rc, $(cat "$T/err")"
 
-echo "$pass passed, $fail failed, 0 skipped"
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
