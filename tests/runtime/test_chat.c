@@ -18,21 +18,8 @@
 #include "core/fault.h"
 #include "core/json.h"
 #include "runtime/chat.h"
+#include "tests/runtime/fixture.h"
 #include "tests/test.h"
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
-    if (b) b[sz] = 0;
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
 
 static const char *oracle(void) {
     static char path[1100];
