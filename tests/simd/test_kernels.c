@@ -13,21 +13,13 @@
 #include <string.h>
 
 #include "simd/simd.h"
+#include "tests/simd/kernel_fixture.h"
 #include "tests/test.h"
 
-static const char *const isas[] = {"avx2", "avx512", "neon"};
-#define N_ISAS (sizeof isas / sizeof isas[0])
 
 static uint64_t rng = 0x5eed;
 static float rf(void) { return vib3_test_randf(&rng); }
 static uint32_t ru(uint32_t n) { return (uint32_t)(vib3_test_rand(&rng) % n); }
-
-/* a buffer whose data pointer is `off` bytes past a 64-aligned address */
-static void *buf_at(size_t bytes, size_t off, void **base) {
-    *base = aligned_alloc(64, (bytes + off + 64 + 63) / 64 * 64);
-    memset(*base, 0, bytes + off + 64);
-    return (char *)*base + off;
-}
 
 static int n_variants_tested;
 

@@ -18,22 +18,14 @@
 #include <string.h>
 
 #include "simd/simd.h"
+#include "tests/simd/kernel_fixture.h"
 #include "tests/test.h"
 
-static const char *const isas[] = {"avx2", "avx512", "neon"};
-#define N_ISAS (sizeof isas / sizeof isas[0])
 #define DT VIB3_DTYPE_Q4_K16
 
 static uint64_t rng = 0x4b16;
 static float rf(void) { return vib3_test_randf(&rng); }
 static uint32_t ru(uint32_t n) { return (uint32_t)(vib3_test_rand(&rng) % n); }
-
-/* a buffer whose data pointer is `off` bytes past a 64-aligned address */
-static void *buf_at(size_t bytes, size_t off, void **base) {
-    *base = aligned_alloc(64, (bytes + off + 64 + 63) / 64 * 64);
-    memset(*base, 0, bytes + off + 64);
-    return (char *)*base + off;
-}
 
 typedef enum { E_NONE, E_SM_ZERO, E_SM_MAX, E_D_TINY, E_D_LARGE, E_ZERO_ROWS, E_MIXED, E_COUNT } edge_kind;
 
