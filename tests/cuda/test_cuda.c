@@ -23,6 +23,7 @@ TEST(cuda_not_built) { SKIP("built without CUDA=1"); }
 #include "format/vib3_format.h"
 #include "runtime/engine.h"
 #include "simd/simd.h"
+#include "tests/cuda/cuda_fixture.h"
 
 static char no_device[256];
 
@@ -36,39 +37,10 @@ static const char *device_missing(void) {
     return no_device;
 }
 
-/* a Q4_0 page gate (k, h) | up (k, h) | down (h, k): random nibbles, scales in [0.004, 0.02) */
-static void random_page(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
-    uint64_t blocks = 3ull * k * (h / 32);
-    for (uint64_t b = 0; b < blocks; b++) {
-        uint8_t *blk = page + b * 18;
-        uint16_t d = vib3_f32_to_f16(0.004f + 0.008f * (vib3_test_randf(seed) + 1.0f));
-        blk[0] = (uint8_t)(d & 0xff);
-        blk[1] = (uint8_t)(d >> 8);
-        for (int i = 0; i < 16; i++) blk[2 + i] = (uint8_t)vib3_test_rand(seed);
-    }
-}
-
 static uint64_t page_bytes(uint32_t h, uint32_t k) { return 3ull * k * (h / 32) * 18; }
 
-/* a Q4_K16 row of n elements: random nibbles and sm bytes, d in [1e-4, 5e-4], dmin in [0, 4e-4] */
-static void random_row_k16(uint8_t *row, uint32_t n, uint64_t *seed) {
-    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, n);
-    for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)vib3_test_rand(seed);
-    for (uint32_t e = 0; e < n; e += VIB3_Q4K16_SUPER) {
-        uint8_t *hd = row + (uint64_t)(e / VIB3_Q4K16_SUPER) * (VIB3_Q4K16_HEAD_BYTES + 8 * VIB3_Q4K16_CHUNK_BYTES);
-        uint16_t d = vib3_f32_to_f16(3e-4f + 2e-4f * vib3_test_randf(seed));
-        uint16_t dm = vib3_f32_to_f16(2e-4f + 2e-4f * vib3_test_randf(seed));
-        hd[0] = (uint8_t)(d & 0xff), hd[1] = (uint8_t)(d >> 8), hd[2] = (uint8_t)(dm & 0xff), hd[3] = (uint8_t)(dm >> 8);
-    }
-}
 static uint64_t page_bytes_k16(uint32_t h, uint32_t k) {
     return 2ull * k * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, h) + (uint64_t)h * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, k);
-}
-/* gate (k rows of h) | up (k rows of h) | down (h rows of k) */
-static void random_page_k16(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
-    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, h), db = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, k);
-    for (uint32_t r = 0; r < 2 * k; r++) random_row_k16(page + r * rb, h, seed);
-    for (uint32_t r = 0; r < h; r++) random_row_k16(page + 2 * k * rb + r * db, k, seed);
 }
 static uint64_t page_bytes_dt(uint32_t dt, uint32_t h, uint32_t k) {
     return dt == VIB3_DTYPE_Q4_K16 ? page_bytes_k16(h, k) : page_bytes(h, k);

@@ -18,6 +18,7 @@
 
 #include "format/vib3_format.h"
 #include "simd/simd.h"
+#include "tests/cuda/cuda_fixture.h"
 
 /* ---- the CUDA built-ins the kernels use, on coroutines ------------------------------------
  * A warp's 32 lanes are ucontext coroutines on this thread, run round robin: a
@@ -128,17 +129,6 @@ static void emu_page_ffn(const uint8_t *page, uint32_t dt, uint32_t h, uint32_t 
     for (uint32_t i = 0; i < h; i++) out[i] += y[i];
 }
 
-static void random_page(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
-    uint64_t blocks = 3ull * k * (h / 32);
-    for (uint64_t b = 0; b < blocks; b++) {
-        uint8_t *blk = page + b * 18;
-        uint16_t d = vib3_f32_to_f16(0.004f + 0.008f * (vib3_test_randf(seed) + 1.0f));
-        blk[0] = (uint8_t)(d & 0xff);
-        blk[1] = (uint8_t)(d >> 8);
-        for (int i = 0; i < 16; i++) blk[2 + i] = (uint8_t)vib3_test_rand(seed);
-    }
-}
-
 TEST(cuda_kernels_emulated_match_reference_bit_for_bit) {
     /* odd block counts, tail warps, rows of more than 32 blocks (lanes loop) in gate/up and in down */
     static const uint32_t shapes[][2] = {{32, 32}, {96, 32}, {96, 160}, {192, 384}, {1184, 96}, {160, 1056},
@@ -244,26 +234,6 @@ TEST(cuda_row_bytes_are_the_formats) {
                  2 * 64 * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, 192) + 192 * vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, 64));
     CHECK(pk_dtype_ok(VIB3_DTYPE_Q4_0) && pk_dtype_ok(VIB3_DTYPE_Q4_K16));
     CHECK(!pk_dtype_ok(VIB3_DTYPE_Q8_0) && !pk_dtype_ok(VIB3_DTYPE_F32) && !pk_dtype_ok(VIB3_DTYPE_F16));
-}
-
-/* a random Q4_K16 row of n elements: random nibbles and sub-scale / sub-min bytes (every bit of
- * sm[] in use: mn1's high bits too), super scales d in [1e-4, 5e-4], dmin in [0, 4e-4] */
-static void random_row_k16(uint8_t *row, uint32_t n, uint64_t *seed) {
-    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, n);
-    for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)vib3_test_rand(seed);
-    for (uint32_t e = 0; e < n; e += VIB3_Q4K16_SUPER) {
-        uint8_t *hd = row + (uint64_t)(e / VIB3_Q4K16_SUPER) * (VIB3_Q4K16_HEAD_BYTES + 8 * VIB3_Q4K16_CHUNK_BYTES);
-        uint16_t d = vib3_f32_to_f16(3e-4f + 2e-4f * vib3_test_randf(seed));
-        uint16_t dm = vib3_f32_to_f16(2e-4f + 2e-4f * vib3_test_randf(seed));
-        hd[0] = (uint8_t)(d & 0xff), hd[1] = (uint8_t)(d >> 8), hd[2] = (uint8_t)(dm & 0xff), hd[3] = (uint8_t)(dm >> 8);
-    }
-}
-
-/* gate (k rows of h) | up (k rows of h) | down (h rows of k) */
-static void random_page_k16(uint8_t *page, uint32_t h, uint32_t k, uint64_t *seed) {
-    uint64_t rb = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, h), db = vib3_dtype_row_bytes(VIB3_DTYPE_Q4_K16, k);
-    for (uint32_t r = 0; r < 2 * k; r++) random_row_k16(page + r * rb, h, seed);
-    for (uint32_t r = 0; r < h; r++) random_row_k16(page + 2 * k * rb + r * db, k, seed);
 }
 
 /* odd shapes: hidden 192 (one short super-block: 6 chunks), 288 (a full one and a 1-chunk tail),
