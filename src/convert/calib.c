@@ -11,7 +11,11 @@
  *     each neuron's activation |silu(g.x) (u.x)| on tokens routed to the
  *     expert: co-firing features for permute.c;
  *   - up to R router inputs per layer (any token) as held-out queries for the
- *     signature recall measurement (pages.c).
+ *     signature recall measurement (pages.c);
+ *   - the moments of the look-ahead probes (probe.h: router input of layer l
+ *     against the selection scores of layers l+1, l+2 and the next token's
+ *     first layers), solved at the end of the run -> PRED. VIB3_NO_PROBES=1
+ *     skips them.
  * S is bounded by a quarter of the memory budget (S = 0 disables the
  * activation permutation, which falls back to weight similarity).
  */
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 #include "convert/internal.h"
+#include "convert/probe.h"
 #include "core/config.h"
 #include "runtime/engine.h"
 #include "runtime/tokenizer.h"
@@ -47,6 +52,7 @@ void vib3_calib_free(vib3_calib *k) {
     free(k->q_seen);
     free(k->n_queries);
     free(k->prev);
+    vib3_probe_fit_free(k->probe);
     memset(k, 0, sizeof *k);
 }
 
@@ -55,6 +61,7 @@ static void hook(void *ctx, uint32_t layer, const float *x, uint32_t n_rows, con
     if (layer >= c->n_layers || k == 0) return;
     uint32_t E = c->n_experts, H = c->hidden;
     if (layer == c->first_moe) c->n_tokens += n_rows;
+    vib3_probe_fit_rows(c->probe, layer, x, n_rows);
     for (uint32_t r = 0; r < n_rows; r++) {
         const int32_t *ex = experts + (size_t)r * k;
         for (uint32_t i = 0; i < k; i++) {
@@ -158,6 +165,11 @@ vib3_err vib3_calib_run(const char *vib3_path, const char *text_path, uint32_t t
         vib3_err_prefix("%s", text_path);
         goto out;
     }
+    const char *np = getenv("VIB3_NO_PROBES");
+    if (np && *np && *np != '0') snprintf(c->probe_note, sizeof c->probe_note, "none (VIB3_NO_PROBES)");
+    else if ((e = vib3_probe_fit_init(&c->probe, vib3_engine_file(eng), VIB3_PROBE_DEPTH, budget / 4, c->probe_note,
+                                      sizeof c->probe_note)))
+        goto out;
     vib3_engine_set_moe_hook(eng, hook, c);
     vib3_seq *s;
     if ((e = vib3_seq_acquire(eng, &s))) goto out;
@@ -165,7 +177,13 @@ vib3_err vib3_calib_run(const char *vib3_path, const char *text_path, uint32_t t
         uint32_t n = (uint32_t)(n_ids - pos < CALIB_WINDOW ? n_ids - pos : CALIB_WINDOW);
         vib3_seq_reset(s);
         c->prev_layer = -2;
+        vib3_probe_fit_window(c->probe);
         e = vib3_seq_prefill(s, ids + pos, n, NULL);
+    }
+    if (!e && c->probe) {
+        e = vib3_probe_fit_solve(c->probe);
+        snprintf(c->probe_note, sizeof c->probe_note, "%u pairs from %llu tokens", vib3_probe_fit_pairs(c->probe),
+                 (unsigned long long)vib3_probe_fit_tokens(c->probe));
     }
     vib3_seq_release(s);
     vib3_engine_set_moe_hook(eng, NULL, NULL);

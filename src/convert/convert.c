@@ -31,6 +31,7 @@
 #include "convert/cvt.h"
 #include "convert/index.h"
 #include "convert/internal.h"
+#include "convert/probe.h"
 #include "core/json.h"
 #include "format/writer.h"
 #include "runtime/engine.h"
@@ -422,7 +423,8 @@ static vib3_err run(vib3_cvt *c) {
         if ((e = put_matrix(c, name, "output.weight", m->vocab_size, m->hidden_size, c->dense_dt))) return e;
     }
     vib3_cvt_recall_layer_end(c);
-    if ((e = vib3_cvt_put_signatures(c)) || (e = vib3_cvt_put_index(c)) || (e = vib3_cvt_put_coact(c)) || (e = vib3_cvt_put_tokenizer(c)) ||
+    if ((e = vib3_cvt_put_signatures(c)) || (e = vib3_cvt_put_index(c)) || (e = vib3_cvt_put_coact(c)) ||
+        (e = vib3_probe_write(c->calib ? c->calib->probe : NULL, &c->w)) || (e = vib3_cvt_put_tokenizer(c)) ||
         (e = vib3_cvt_put_meta(c)))
         return e;
     vib3_cvt_progress(c, "done", true);

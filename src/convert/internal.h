@@ -32,6 +32,8 @@ typedef struct vib3_calib {
     uint32_t prev_cap, prev_rows, prev_k;
     int64_t prev_layer;
     uint64_t rng;
+    struct vib3_probe_fit *probe; /* look-ahead probes (probe.h), fitted during the run; NULL = none */
+    char probe_note[96];          /* why there are none */
 } vib3_calib;
 
 vib3_err vib3_calib_run(const char *vib3_path, const char *text_path, uint32_t threads, uint64_t budget,

@@ -109,7 +109,7 @@ static int known_tag(uint32_t tag) {
     switch (tag) {
     case VIB3_SEC_CONFIG: case VIB3_SEC_TENSORS: case VIB3_SEC_PAGES: case VIB3_SEC_SIGNATURES: case VIB3_SEC_HNSW:
     case VIB3_SEC_COACT: case VIB3_SEC_TOKENIZER: case VIB3_SEC_TOKENIZER_CONFIG: case VIB3_SEC_CHAT_TEMPLATE:
-    case VIB3_SEC_METADATA: return 1;
+    case VIB3_SEC_METADATA: case VIB3_SEC_PREDICT: return 1;
     default: return 0;
     }
 }
@@ -362,6 +362,8 @@ static vib3_err check_pages(vib3_file *f, vib3_arena *arena) {
 }
 
 /* ---- optional sections -------------------------------------------------- */
+static vib3_err check_pred(vib3_file *f, const vib3_section_entry *s);
+
 static vib3_err check_optional(vib3_file *f) {
     const vib3_model_config *c = f->config;
     const vib3_section_entry *s;
@@ -393,6 +395,10 @@ static vib3_err check_optional(vib3_file *f) {
         f->coact_freq = (const uint32_t *)(h + 1);
         f->coact_trans = f->coact_freq + l * e;
     }
+    if ((s = find_section(f, VIB3_SEC_PREDICT))) {
+        vib3_err rc = check_pred(f, s);
+        if (rc) return rc;
+    }
     struct {
         uint32_t tag;
         vib3_blob *blob;
@@ -409,6 +415,57 @@ static vib3_err check_optional(vib3_file *f) {
     }
     if (f->tokenizer.data && (f->tokenizer.flags < VIB3_TOKENIZER_HF_JSON || f->tokenizer.flags > VIB3_TOKENIZER_SPM))
         return FMT("%s: section TOKN: tokenizer kind %u is unknown", f->path, f->tokenizer.flags);
+    return VIB3_OK;
+}
+
+/* PRED: every field against the config and the section size before anything is read through it */
+static vib3_err check_pred(vib3_file *f, const vib3_section_entry *s) {
+    const vib3_model_config *c = f->config;
+    if (s->bytes < sizeof(vib3_pred_header)) return FMT("%s: section PRED is %llu bytes, too small", f->path, (ull)s->bytes);
+    const vib3_pred_header *h = (const vib3_pred_header *)(f->map + s->offset);
+    if (h->n_layers != c->n_layers) return FMT("%s: section PRED: n_layers %u, config has %u", f->path, h->n_layers, c->n_layers);
+    if (h->n_experts != c->n_experts || h->n_experts == 0)
+        return FMT("%s: section PRED: n_experts %u, config has %u", f->path, h->n_experts, c->n_experts);
+    if (h->hidden != c->hidden_size) return FMT("%s: section PRED: hidden %u, config has %u", f->path, h->hidden, c->hidden_size);
+    if (h->depth == 0 || h->depth > h->n_layers)
+        return FMT("%s: section PRED: depth %u (allowed 1..%u)", f->path, h->depth, h->n_layers);
+    uint64_t esize = h->dtype == VIB3_DTYPE_F32 ? 4 : h->dtype == VIB3_DTYPE_F16 ? 2 : 0;
+    if (!esize) return FMT("%s: section PRED: dtype %u (must be f32 or f16)", f->path, h->dtype);
+    if (h->n_pairs == 0 || h->n_pairs > (uint64_t)h->n_layers * h->depth)
+        return FMT("%s: section PRED: n_pairs %u (allowed 1..%llu)", f->path, h->n_pairs, (ull)h->n_layers * h->depth);
+    if (h->method != 1) return FMT("%s: section PRED: method %u (known: 1)", f->path, h->method);
+    for (int i = 0; i < 7; i++)
+        if (h->reserved[i]) return FMT("%s: section PRED: reserved[%d] is %u (must be 0)", f->path, i, h->reserved[i]);
+    uint64_t b_bytes = ((uint64_t)h->n_experts * 4 + 7) & ~7ull, w_bytes = 0, pair_bytes = 0, data = 0, table, total = 0;
+    if (!mul_ok((uint64_t)h->n_experts * h->hidden, esize, &w_bytes) || !add_ok(w_bytes, 7, &w_bytes))
+        return FMT("%s: section PRED: %u x %u weights overflow", f->path, h->n_experts, h->hidden);
+    w_bytes &= ~7ull;
+    table = (uint64_t)h->n_pairs * sizeof(vib3_pred_pair);
+    if (!add_ok(b_bytes, w_bytes, &pair_bytes) || !mul_ok(pair_bytes, h->n_pairs, &data) ||
+        !add_ok(sizeof *h + table, data, &total) || total != s->bytes)
+        return FMT("%s: section PRED is %llu bytes, expected %llu for %u pairs of %u x %u %s", f->path, (ull)s->bytes,
+                   (ull)total, h->n_pairs, h->n_experts, h->hidden, vib3_dtype_name((vib3_dtype)h->dtype));
+    const vib3_pred_pair *pp = (const vib3_pred_pair *)(h + 1);
+    for (uint32_t i = 0; i < h->n_pairs; i++) {
+        const vib3_pred_pair *p = &pp[i];
+        if (p->source >= h->n_layers || p->target >= h->n_layers)
+            return FMT("%s: section PRED: pair %u: source %u / target %u (layers %u)", f->path, i, p->source, p->target,
+                       h->n_layers);
+        if (p->flags & ~(uint32_t)VIB3_PRED_NEXT_TOKEN) return FMT("%s: section PRED: pair %u: flags 0x%x", f->path, i, p->flags);
+        uint32_t next = (p->flags & VIB3_PRED_NEXT_TOKEN) != 0;
+        uint64_t dist = next ? (uint64_t)p->target + h->n_layers - p->source : (uint64_t)p->target - p->source;
+        if ((!next && p->target <= p->source) || dist == 0 || dist > h->depth || (next && p->source + dist < h->n_layers))
+            return FMT("%s: section PRED: pair %u: source %u -> target %u%s is not 1..%u layers ahead", f->path, i,
+                       p->source, p->target, next ? " (next token)" : "", h->depth);
+        float lam;
+        memcpy(&lam, &p->lambda_bits, 4);
+        if (!(lam >= 0 && lam < 1e30f)) return FMT("%s: section PRED: pair %u: lambda %g", f->path, i, (double)lam);
+    }
+    f->pred = h;
+    f->pred_pairs = pp;
+    f->pred_data = (const uint8_t *)(pp + h->n_pairs);
+    f->pred_pair_bytes = pair_bytes;
+    f->pred_w_offset = b_bytes;
     return VIB3_OK;
 }
 

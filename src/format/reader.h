@@ -56,6 +56,10 @@ typedef struct vib3_file {
     const vib3_coact_header *coact; /* NULL when absent */
     const uint32_t *coact_freq;     /* [n_layers][n_experts] */
     const uint32_t *coact_trans;    /* [n_layers-1][n_experts][n_experts] */
+    const vib3_pred_header *pred;   /* look-ahead probes (PRED); NULL when absent */
+    const vib3_pred_pair *pred_pairs; /* [pred->n_pairs] */
+    const uint8_t *pred_data;       /* pair i's b at pred_data + i * pred_pair_bytes, W at + pred_w_offset */
+    uint64_t pred_pair_bytes, pred_w_offset;
     vib3_blob hnsw, tokenizer, tokenizer_config, chat_template, metadata;
 
     /* per-slot page index: slot = expert (ROUTED), n_experts + s (SHARED),

@@ -7,7 +7,7 @@
  *   4096 ...     data: tensors (64-aligned) and expert pages (4096-aligned,
  *                an expert's pages contiguous, in page-table order)
  *   ...          sections (8-aligned): CONF, TDIR, PTAB, SIGS, HNSW, COAC,
- *                TOKN, TKCF, CHAT, META
+ *                PRED, TOKN, TKCF, CHAT, META
  *   end          section table (vib3_section_entry[section_count])
  *
  * Checksums are xxHash3-64: the header over its first 120 bytes, the section
@@ -139,6 +139,7 @@ enum {
     VIB3_SEC_TOKENIZER_CONFIG = VIB3_TAG('T', 'K', 'C', 'F'), /* raw tokenizer_config.json */
     VIB3_SEC_CHAT_TEMPLATE = VIB3_TAG('C', 'H', 'A', 'T'),    /* Jinja text */
     VIB3_SEC_METADATA = VIB3_TAG('M', 'E', 'T', 'A'),   /* JSON: source, converter, quant, calibration */
+    VIB3_SEC_PREDICT = VIB3_TAG('P', 'R', 'E', 'D'),    /* vib3_pred_header + pair table + probes */
 };
 
 typedef struct vib3_section_entry {
@@ -317,6 +318,37 @@ typedef struct vib3_coact_header {
     uint32_t reserved[4];
 } vib3_coact_header;
 _Static_assert(sizeof(vib3_coact_header) == 32, "coact header is 32 bytes");
+
+/* ---- look-ahead expert probes (PRED, optional) ------------------------- */
+/* Linear probes fitted at calibration (src/convert/probe.c) that predict a
+ * later MoE layer's router scores from an earlier layer's router input
+ * (what the MoE hook sees): scores_target ~= W x_source + b, with the
+ * scores the router ranks (logits + selection bias). Layout after the
+ * header: vib3_pred_pair[n_pairs], then per pair, in table order,
+ * pair_bytes = align8(4 n_experts) + align8(n_experts hidden esize(dtype)):
+ *   b (n_experts) f32, zero pad to 8 | W (n_experts, hidden) dtype, zero pad to 8 */
+enum { VIB3_PRED_NEXT_TOKEN = 1u << 0 }; /* pair flag: the target is the next token's layer */
+typedef struct vib3_pred_header {
+    uint32_t n_layers;
+    uint32_t n_experts;
+    uint32_t hidden;
+    uint32_t depth;        /* targets source + 1 .. source + depth (mod n_layers: the next token's) */
+    uint32_t dtype;        /* W: F32 or F16 */
+    uint32_t n_pairs;      /* <= n_layers * depth */
+    uint64_t calib_tokens; /* tokens the probes were fitted on */
+    uint32_t method;       /* 1: ridge to the look-ahead router, lambda on a held-out split */
+    uint32_t reserved[7];  /* zero */
+} vib3_pred_header;
+_Static_assert(sizeof(vib3_pred_header) == 64, "pred header is 64 bytes");
+_Static_assert(offsetof(vib3_pred_header, calib_tokens) == 24, "calib_tokens at 24");
+
+typedef struct vib3_pred_pair {
+    uint32_t source;       /* layer whose router input the probe reads */
+    uint32_t target;       /* layer whose experts it predicts */
+    uint32_t flags;        /* VIB3_PRED_NEXT_TOKEN (set iff source + distance >= n_layers) */
+    uint32_t lambda_bits;  /* ridge strength used (relative to the mean input power), IEEE-754 f32 bits */
+} vib3_pred_pair;
+_Static_assert(sizeof(vib3_pred_pair) == 16, "pred pair is 16 bytes");
 
 /* ---- little-endian helpers (the format is LE; we build only for LE hosts) */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

@@ -22,11 +22,18 @@ typedef struct pf_router {
     const float *norm;         /* (hidden) ffn_norm weight or NULL */
 } pf_router;
 
+/* a fitted look-ahead probe from the file's PRED section (pointers into the mapping) */
+typedef struct pf_probe {
+    const float *b;            /* (n_experts) */
+    const uint8_t *w;          /* (n_experts, hidden) of dtype F32 or F16 */
+} pf_probe;
+
 struct vib3_prefetcher {
     const vib3_file *file;
     vib3_pages *pages;
     unsigned mode;             /* VIB3_PREDICT_* */
     char mode_name[16];
+    char predictor[16];        /* lookahead's scores: "probe" (PRED section) or "router" */
     uint32_t n_layers, n_experts, hidden, k, margin;
     uint32_t depth;            /* lookahead: layers ahead to hint (1 = only layer + 1) */
     int wrap;                  /* lookahead: past the last layer, hint the next token's first layers */
@@ -37,10 +44,13 @@ struct vib3_prefetcher {
 
     float *trans;              /* (n_layers - 1, E, E) transition weights */
     pf_router *routers;        /* (n_layers) */
+    pf_probe *probes;          /* (n_layers, probe_depth): source layer, distance - 1; NULL = none */
+    uint32_t probe_depth, probe_dtype, probe_pairs;
     float *xin;                /* (hidden) re-weighted input */
     float *scores;             /* (E) */
     float *votes;              /* (E) per-call aggregate over rows */
-    uint32_t *top;             /* (E) */
+    uint32_t *top;             /* (E) hint order */
+    uint32_t *rank;            /* (E) best rank of an expert among the rows' guesses */
     /* per predictor (coact, lookahead, union): the set predicted for prev_layer + 1 */
     uint8_t *pred[3];          /* (E) */
     int32_t pred_layer;        /* layer the predictions are for, -1 = none */
@@ -116,6 +126,39 @@ static uint32_t top_n(const float *s, uint32_t E, uint32_t n, uint32_t *out) {
 }
 
 /* ---- open ------------------------------------------------------------------------ */
+/* the PRED section's probes (validated by the reader: shapes, sizes, pair
+ * distances), unless VIB3_PREFETCH_PROBES=0 */
+static vib3_err probes_open(vib3_prefetcher *pf, const vib3_file *f, vib3_arena *arena) {
+    const char *env = getenv("VIB3_PREFETCH_PROBES");
+    const vib3_pred_header *h = f->pred;
+    if ((env && *env == '0') || !h || h->n_experts != pf->n_experts || h->hidden != pf->hidden ||
+        h->n_layers != pf->n_layers)
+        return VIB3_OK;
+    pf->probe_depth = h->depth;
+    pf->probe_dtype = h->dtype;
+    pf->probes = vib3_arena_calloc(arena, (size_t)pf->n_layers * h->depth, sizeof(pf_probe), 0);
+    if (!pf->probes) return vib3_err_prefix("prefetcher probes");
+    for (uint32_t i = 0; i < h->n_pairs; i++) {
+        const vib3_pred_pair *p = &f->pred_pairs[i];
+        uint32_t d = p->flags & VIB3_PRED_NEXT_TOKEN ? p->target + pf->n_layers - p->source : p->target - p->source;
+        pf_probe *q = &pf->probes[(size_t)p->source * h->depth + d - 1];
+        const uint8_t *base = f->pred_data + i * f->pred_pair_bytes;
+        q->b = (const float *)base;
+        q->w = base + f->pred_w_offset;
+        pf->probe_pairs++;
+    }
+    snprintf(pf->predictor, sizeof pf->predictor, "probe");
+    return VIB3_OK;
+}
+
+static const pf_probe *probe_for(const vib3_prefetcher *pf, uint32_t layer, uint32_t target) {
+    if (!pf->probes) return NULL;
+    uint32_t d = target > layer ? target - layer : target + pf->n_layers - layer;
+    if (d == 0 || d > pf->probe_depth) return NULL;
+    const pf_probe *q = &pf->probes[(size_t)layer * pf->probe_depth + d - 1];
+    return q->w ? q : NULL;
+}
+
 static const vib3_tensor_entry *find_tensor(const vib3_file *f, const char *fmt, uint32_t l) {
     char name[96];
     snprintf(name, sizeof name, fmt, l);
@@ -163,13 +206,14 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
     pf->scores = vib3_arena_alloc(arena, (size_t)E * sizeof(float), 0);
     pf->votes = vib3_arena_alloc(arena, (size_t)E * sizeof(float), 0);
     pf->top = vib3_arena_alloc(arena, (size_t)E * sizeof(uint32_t), 0);
+    pf->rank = vib3_arena_alloc(arena, (size_t)E * sizeof(uint32_t), 0);
     for (int i = 0; i < 3; i++) pf->pred[i] = vib3_arena_calloc(arena, E, 1, 0);
     pf->hinted = vib3_arena_calloc(arena, (size_t)pf->n_layers * E, 1, 0);
     pf->rows_cap = cfg && cfg->batch_size > 1 ? cfg->batch_size : 512;
     if (cfg && cfg->parallel > pf->rows_cap) pf->rows_cap = cfg->parallel;
     pf->k_cap = pf->k + c->n_shared_experts + 1;
     pf->prev_experts = vib3_arena_alloc(arena, (size_t)pf->rows_cap * pf->k_cap * sizeof(int32_t), 0);
-    if (!pf->trans || !pf->routers || !pf->xin || !pf->scores || !pf->votes || !pf->top || !pf->pred[0] ||
+    if (!pf->trans || !pf->routers || !pf->xin || !pf->scores || !pf->votes || !pf->top || !pf->rank || !pf->pred[0] ||
         !pf->pred[1] || !pf->pred[2] || !pf->prev_experts || !pf->hinted)
         return vib3_err_prefix("prefetcher");
 
@@ -212,7 +256,8 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
         const vib3_tensor_entry *nw = find_tensor(f, "blk.%u.ffn_norm.weight", l);
         if (nw && nw->dtype == VIB3_DTYPE_F32 && nw->bytes == (uint64_t)pf->hidden * 4) r->norm = vib3_file_tensor_data(f, nw);
     }
-    return VIB3_OK;
+    snprintf(pf->predictor, sizeof pf->predictor, "router");
+    return probes_open(pf, f, arena);
 }
 
 void vib3_prefetcher_close(vib3_prefetcher *pf) {
@@ -247,7 +292,23 @@ uint32_t vib3_prefetcher_predict_coact(vib3_prefetcher *pf, uint32_t layer, cons
  * 0 when target has no router */
 static int ahead_scores(vib3_prefetcher *pf, uint32_t layer, uint32_t target, const float *x) {
     uint32_t E = pf->n_experts, h = pf->hidden;
-    if (!E || layer >= pf->n_layers || target >= pf->n_layers || !pf->routers[target].data) return 0;
+    if (!E || layer >= pf->n_layers || target >= pf->n_layers) return 0;
+    const pf_probe *q = probe_for(pf, layer, target);
+    if (q) { /* fitted probe: W x + b, the target's selection scores (bias included) */
+        for (uint32_t e = 0; e < E; e++) {
+            float sum = q->b[e];
+            if (pf->probe_dtype == VIB3_DTYPE_F32) {
+                const float *w = (const float *)q->w + (size_t)e * h;
+                for (uint32_t i = 0; i < h; i++) sum += w[i] * x[i];
+            } else {
+                const uint16_t *w = (const uint16_t *)q->w + (size_t)e * h;
+                for (uint32_t i = 0; i < h; i++) sum += vib3_f16_to_f32(w[i]) * x[i];
+            }
+            pf->scores[e] = sum;
+        }
+        return 1;
+    }
+    if (!pf->routers[target].data) return 0;
     const pf_router *cur = &pf->routers[layer], *nx = &pf->routers[target];
     const float *in = x;
     if (cur->norm && nx->norm && cur->norm != nx->norm) {
@@ -327,11 +388,12 @@ static void score_previous(vib3_prefetcher *pf, uint32_t layer, const int32_t *e
     }
 }
 
-/* hint the experts in want for the next routing of layer t (once per routing) */
-static void hint_layer(vib3_prefetcher *pf, uint32_t t, const uint8_t *want) {
+/* hint the experts ord[0..n) (most likely first) for the next routing of layer t (once per routing) */
+static void hint_layer(vib3_prefetcher *pf, uint32_t t, const uint32_t *ord, uint32_t n) {
     uint8_t *h = pf->hinted + (size_t)t * pf->n_experts;
-    for (uint32_t e = 0; e < pf->n_experts; e++) {
-        if (!want[e] || h[e]) continue;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = ord[i];
+        if (e >= pf->n_experts || h[e]) continue;
         h[e] = 1;
         if (!pf->pages) continue;
         vib3_pages_prefetch_slot(pf->pages, t, vib3_file_slot(pf->file, VIB3_PAGE_ROUTED, e));
@@ -438,22 +500,29 @@ void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_
                 if (!pf->wrap) break;
                 t -= pf->n_layers;
             }
+            /* the order the hints go out: look-ahead's guesses rank by rank over the
+             * rows (most likely first), then co-activation's */
+            uint32_t *ord = pf->top, n_ord = 0;
             uint8_t *want = pf->pred[2];
             memset(want, 0, E);
-            if ((pf->mode & VIB3_PREDICT_COACT) && d == 1 && layer + 1 < pf->n_layers)
-                for (uint32_t e = 0; e < E; e++) want[e] |= pf->pred[0][e];
             if (pf->mode & VIB3_PREDICT_LOOKAHEAD) {
-                if (d == 1 && pf->mass <= 0 && layer + 1 < pf->n_layers) {
-                    for (uint32_t e = 0; e < E; e++) want[e] |= pf->pred[1][e];
-                } else {
-                    for (uint32_t r = 0; r < n_rows; r++) {
-                        uint32_t n = vib3_prefetcher_predict_ahead(pf, layer, t, x + (size_t)r * pf->hidden, pf->mass,
-                                                                   out, cap);
-                        for (uint32_t i = 0; i < n; i++) want[out[i]] = 1;
-                    }
+                uint32_t *rk = pf->rank;
+                uint32_t best_n = 0;
+                for (uint32_t r = 0; r < n_rows; r++) {
+                    uint32_t n = vib3_prefetcher_predict_ahead(pf, layer, t, x + (size_t)r * pf->hidden, pf->mass,
+                                                               out, cap);
+                    for (uint32_t i = 0; i < n; i++)
+                        if (!want[out[i]] || rk[out[i]] > i) rk[out[i]] = i, want[out[i]] = 1;
+                    if (n > best_n) best_n = n;
                 }
+                for (uint32_t i = 0; i < best_n; i++)
+                    for (uint32_t e = 0; e < E; e++)
+                        if (want[e] == 1 && rk[e] == i) ord[n_ord++] = e, want[e] = 2;
             }
-            hint_layer(pf, t, want);
+            if ((pf->mode & VIB3_PREDICT_COACT) && d == 1 && layer + 1 < pf->n_layers)
+                for (uint32_t e = 0; e < E; e++)
+                    if (pf->pred[0][e] && !want[e]) ord[n_ord++] = e, want[e] = 2;
+            hint_layer(pf, t, ord, n_ord);
         }
         /* pred[2]: what was hinted for layer + 1 (the "used" accuracy) */
         memset(pf->pred[2], 0, E);
@@ -467,6 +536,8 @@ void vib3_prefetcher_stats_get(vib3_prefetcher *pf, vib3_prefetch_stats *s) {
     *s = pf->st;
     pthread_mutex_unlock(&pf->mu);
     snprintf(s->mode, sizeof s->mode, "%s", pf->mode_name);
+    snprintf(s->predictor, sizeof s->predictor, "%s", pf->predictor[0] ? pf->predictor : "router");
+    s->probe_pairs = pf->probe_pairs;
     s->hint_precision = s->hint_predicted ? (double)s->hint_correct / (double)s->hint_predicted : 0;
     s->hint_recall = s->hint_routed ? (double)s->hint_correct / (double)s->hint_routed : 0;
     for (int p = 0; p < 3; p++) {

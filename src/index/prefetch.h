@@ -23,6 +23,14 @@
  *              tinymix it read more and faulted more). At open it asks the
  *              buffer manager for a prefetch window of 2 x depth x (k +
  *              margin) experts' pages (vib3_pages_prefetch_window).
+ *              When the file has a PRED section (look-ahead probes fitted at
+ *              calibration, src/convert/probe.h) the scores for a (layer,
+ *              target) pair it covers are the probe's W x + b instead of the
+ *              re-weighted router (predictor "probe" in the stats; on
+ *              tinymix-brown recall at 3 guesses of layer 1 from layer 0
+ *              goes from 61% to 75%, docs/bench/storage.md);
+ *              VIB3_PREFETCH_PROBES=0 ignores them. Hints within a target
+ *              go out most likely first.
  *   both       the union, lookahead's first (coact only for layer l+1).
  *
  * The planner also fetches the pages of the experts the current layer has
@@ -61,6 +69,8 @@ enum {
 
 typedef struct vib3_prefetch_stats {
     char mode[16];                 /* none | coact | lookahead | both */
+    char predictor[16];            /* what lookahead scores with: "probe" (the file's PRED probes) or "router" */
+    uint32_t probe_pairs;          /* (source, target) probes loaded from PRED; 0 = router look-ahead */
     uint64_t layers_observed;      /* hook calls */
     /* expert-level accuracy per predictor (0 = coact, 1 = lookahead, 2 = union used) */
     uint64_t predicted[3], correct[3], routed[3];

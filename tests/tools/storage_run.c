@@ -423,10 +423,10 @@ int main(int argc, char **argv) {
                ps.readahead_pages, ps.evictions, ps.faults_cold, ps.faults_capacity, ps.faults_inflight, ps.faults_late, ps.faults_lost,
                ps.faults_unpredicted, ps.faults_reapable, ps.bytes_read, ps.bytes_read_per_token, ps.wasted_prefetch_bytes,
                ps.io_wait_ms_per_token, ps.checksum_errors, ps.io_errors, ps.tokens, ps.direct_io, ps.fixed_buffers);
-        printf("\"predictors\":{\"mode\":\"%s\",\"coact_precision\":%.4f,\"coact_recall\":%.4f,"
+        printf("\"predictors\":{\"mode\":\"%s\",\"predictor\":\"%s\",\"probe_pairs\":%u,\"coact_precision\":%.4f,\"coact_recall\":%.4f,"
                "\"lookahead_precision\":%.4f,\"lookahead_recall\":%.4f,\"used_precision\":%.4f,\"used_recall\":%.4f,"
                "\"hinted_precision\":%.4f,\"hinted_recall\":%.4f,\"experts_hinted\":%" PRIu64 "}}\n",
-               fs.mode, fs.precision[0], fs.recall[0], fs.precision[1], fs.recall[1], fs.precision[2], fs.recall[2],
+               fs.mode, fs.predictor, fs.probe_pairs, fs.precision[0], fs.recall[0], fs.precision[1], fs.recall[1], fs.precision[2], fs.recall[2],
                fs.hint_precision, fs.hint_recall, fs.experts_hinted);
     } else {
         printf("ids:");
@@ -448,9 +448,9 @@ int main(int argc, char **argv) {
                100 * ps.prefetch_precision, 100 * ps.prefetch_recall, ps.readahead_pages);
         printf("  read %.1f MB (%.1f KB/token), wasted prefetch %.1f KB, io wait %.3f ms/token\n", ps.bytes_read / 1e6,
                ps.bytes_read_per_token / 1e3, ps.wasted_prefetch_bytes / 1e3, ps.io_wait_ms_per_token);
-        printf("predictors (expert level): coact P %.1f%% R %.1f%%, lookahead P %.1f%% R %.1f%%; hinted (all depths) "
+        printf("predictors (expert level): coact P %.1f%% R %.1f%%, lookahead (%s) P %.1f%% R %.1f%%; hinted (all depths) "
                "P %.1f%% R %.1f%% (%" PRIu64 " experts)\n",
-               100 * fs.precision[0], 100 * fs.recall[0], 100 * fs.precision[1], 100 * fs.recall[1],
+               100 * fs.precision[0], 100 * fs.recall[0], fs.predictor, 100 * fs.precision[1], 100 * fs.recall[1],
                100 * fs.hint_precision, 100 * fs.hint_recall, fs.experts_hinted);
     }
     vib3_seq_release(s);

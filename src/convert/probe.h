@@ -1,0 +1,57 @@
+/* probe.h — look-ahead expert probes fitted at calibration (PRED section).
+ *
+ * For every MoE source layer l and target t = l + 1 .. l + depth (past the
+ * last layer: the next token's layer t - n_layers), a linear probe
+ * W (E x H) + b maps layer l's router input x_l (what the MoE hook sees) to
+ * layer t's selection scores (router logits + selection bias; sigmoid
+ * scores + bias for sigmoid routers) of the same token (next token for wrap
+ * targets). Fit: ridge regression on the calibration rows, in double,
+ * shrunk towards the look-ahead router (W0 = R_t diag(w_t / w_l), the
+ * predictor src/index/prefetch.c uses without probes; softmax routers only,
+ * towards 0 otherwise), lambda (relative to the mean input power) chosen
+ * from a grid by squared error on every fifth calibration window and then
+ * refitted on all windows. docs/bench/storage.md has the study behind it.
+ *
+ * Cost: the moments are 2 x n_layers x (H + 1)^2 doubles plus
+ * 2 x pairs x (H + 1) x E; accumulation is O(H^2) per token and source
+ * layer; the solve O(H^3) per source layer and lambda. Skipped (no PRED
+ * section; the prefetcher falls back to the router) when hidden > 4096 or
+ * the moments would exceed the memory given. Section: pairs x E x H weights
+ * (f32, f16 above 16 MiB).
+ */
+#ifndef VIB3_CONVERT_PROBE_H
+#define VIB3_CONVERT_PROBE_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "format/reader.h"
+#include "format/writer.h"
+
+#define VIB3_PROBE_DEPTH 2u        /* targets per source layer (the prefetcher's default depth) */
+#define VIB3_PROBE_HIDDEN_MAX 4096u
+
+typedef struct vib3_probe_fit vib3_probe_fit;
+
+/* NULL in *out (and VIB3_OK) when the model is not MoE, hidden > VIB3_PROBE_HIDDEN_MAX or the
+ * moments need more than mem_bytes; why in note. Router and norm weights are copied from f. */
+vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t depth, uint64_t mem_bytes,
+                             char *note, size_t note_cap);
+void vib3_probe_fit_free(vib3_probe_fit *p);
+/* a new window of consecutive tokens (fresh KV cache) starts */
+void vib3_probe_fit_window(vib3_probe_fit *p);
+/* the MoE hook's rows for one layer: x (n_rows, hidden), consecutive tokens of the window */
+void vib3_probe_fit_rows(vib3_probe_fit *p, uint32_t layer, const float *x, uint32_t n_rows);
+/* lambda selection and the final fit; after this the probes can be written */
+vib3_err vib3_probe_fit_solve(vib3_probe_fit *p);
+uint32_t vib3_probe_fit_pairs(const vib3_probe_fit *p);
+uint64_t vib3_probe_fit_tokens(const vib3_probe_fit *p);
+/* the PRED section (nothing when p is NULL or has no pairs) */
+vib3_err vib3_probe_write(const vib3_probe_fit *p, vib3_writer *w);
+
+/* lower level, for tests: fit pair (source, target, next) from explicit moments is internal; the
+ * fitted probe of pair i: W (E, H) row-major f32 and b (E) */
+vib3_err vib3_probe_fit_get(const vib3_probe_fit *p, uint32_t i, uint32_t *source, uint32_t *target, uint32_t *next,
+                            const float **W, const float **b, float *lambda);
+
+#endif
