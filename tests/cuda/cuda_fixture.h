@@ -1,10 +1,12 @@
-/* cuda_fixture.h — random pages shared by the CUDA tier's tests (test_cuda.c on a GPU,
- * test_cuda_emu.c on the CPU emulator); the same seed gives the same page in both. */
+/* cuda_fixture.h — helpers shared by the CUDA tier's tests (test_cuda.c on a GPU, test_cuda_emu.c
+ * on the CPU emulator, test_cuda_mock.c on a host-memory mock): random pages (the same seed gives
+ * the same page in each) and the tinymix conversions. */
 #ifndef VIB3_TESTS_CUDA_FIXTURE_H
 #define VIB3_TESTS_CUDA_FIXTURE_H
 
 #include <stdint.h>
 
+#include "convert/convert.h"
 #include "format/vib3_format.h"
 #include "simd/simd.h"
 #include "tests/test.h"
@@ -40,5 +42,28 @@ static inline void random_page_k16(uint8_t *page, uint32_t h, uint32_t k, uint64
     for (uint32_t r = 0; r < 2 * k; r++) random_row_k16(page + r * rb, h, seed);
     for (uint32_t r = 0; r < h; r++) random_row_k16(page + 2 * k * rb + r * db, k, seed);
 }
+
+/* tinymix converted with --quant q4_0 (k16 = 0) or --quant q4_k16 (k16 = 1: the converter's default INT4) */
+static inline const char *tinymix(int k16) {
+    static char path[2][700];
+    static int state[2]; /* 0 untried, 1 ok, 2 unavailable */
+    if (state[k16] == 0) {
+        const char *src = vib3_test_model_path("tinymix-brown");
+        state[k16] = 2;
+        if (src) {
+            snprintf(path[k16], sizeof path[k16], "%s/tm-%s.vib3", vib3_test_tmpdir(), k16 ? "q4k16" : "q4");
+            vib3_convert_opts o = {0};
+            o.model_path = src;
+            o.output_path = path[k16];
+            o.expert_dtype = k16 ? VIB3_DTYPE_Q4_K16 : VIB3_DTYPE_Q4_0;
+            o.threads = 2;
+            o.quiet = true;
+            CHECK_OK(vib3_convert(&o));
+            if (!vib3_test_failed_now()) state[k16] = 1;
+        }
+    }
+    return state[k16] == 1 ? path[k16] : NULL;
+}
+static inline const char *tinymix_q4(void) { return tinymix(0); }
 
 #endif

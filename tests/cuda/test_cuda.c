@@ -373,28 +373,6 @@ out:
 }
 
 /* ---- whole model ---------------------------------------------------------- */
-/* tinymix converted with --quant q4_0 (k16 = 0) or --quant q4_k16 (k16 = 1: the converter's default INT4) */
-static const char *tinymix(int k16) {
-    static char path[2][700];
-    static int state[2]; /* 0 untried, 1 ok, 2 unavailable */
-    if (state[k16] == 0) {
-        const char *src = vib3_test_model_path("tinymix-brown");
-        state[k16] = 2;
-        if (src) {
-            snprintf(path[k16], sizeof path[k16], "%s/tm-%s.vib3", vib3_test_tmpdir(), k16 ? "q4k16" : "q4");
-            vib3_convert_opts o = {0};
-            o.model_path = src;
-            o.output_path = path[k16];
-            o.expert_dtype = k16 ? VIB3_DTYPE_Q4_K16 : VIB3_DTYPE_Q4_0;
-            o.threads = 2;
-            o.quiet = true;
-            CHECK_OK(vib3_convert(&o));
-            if (!vib3_test_failed_now()) state[k16] = 1;
-        }
-    }
-    return state[k16] == 1 ? path[k16] : NULL;
-}
-static const char *tinymix_q4(void) { return tinymix(0); }
 
 #define GEN 48
 

@@ -25,6 +25,7 @@ TEST(cuda_mock_not_built) { SKIP("built without CUDA=1 (the runtime calls the ti
 #include "cuda/vram.h"
 #include "runtime/engine.h"
 #include "simd/simd.h"
+#include "tests/cuda/cuda_fixture.h"
 
 /* ---- the mock device ------------------------------------------------------------------ */
 static int mock_devices;     /* what vib3_cuda_device_count says */
@@ -193,28 +194,6 @@ void vib3_vram_inject_launch_error(vib3_vram *v) {
 }
 
 /* ---- whole model ---------------------------------------------------------------------- */
-/* tinymix converted with --quant q4_0 (k16 = 0) or --quant q4_k16 (k16 = 1: the converter's default INT4) */
-static const char *tinymix(int k16) {
-    static char path[2][700];
-    static int state[2]; /* 0 untried, 1 ok, 2 unavailable */
-    if (state[k16] == 0) {
-        const char *src = vib3_test_model_path("tinymix-brown");
-        state[k16] = 2;
-        if (src) {
-            snprintf(path[k16], sizeof path[k16], "%s/tm-%s.vib3", vib3_test_tmpdir(), k16 ? "q4k16" : "q4");
-            vib3_convert_opts o = {0};
-            o.model_path = src;
-            o.output_path = path[k16];
-            o.expert_dtype = k16 ? VIB3_DTYPE_Q4_K16 : VIB3_DTYPE_Q4_0;
-            o.threads = 2;
-            o.quiet = true;
-            CHECK_OK(vib3_convert(&o));
-            if (!vib3_test_failed_now()) state[k16] = 1;
-        }
-    }
-    return state[k16] == 1 ? path[k16] : NULL;
-}
-static const char *tinymix_q4(void) { return tinymix(0); }
 
 #define GEN 40
 
@@ -301,9 +280,9 @@ TEST(mock_tier_mmap_backend_matches_cpu) { tier_matches_cpu("mmap", 0); }
 TEST(mock_tier_q4_k16_frames_backend_matches_cpu) { tier_matches_cpu("frames", 1); }
 TEST(mock_tier_q4_k16_mmap_backend_matches_cpu) { tier_matches_cpu("mmap", 1); }
 
-TEST(mock_tier_failure_mid_run_falls_back_to_cpu) {
-    const char *m = tinymix_q4();
-    if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
+/* a CUDA error before generated token GEN / 2 of model m: the tier turns itself off after one
+ * error, batches ran before it, and the tokens are the CPU's */
+static void failure_mid_run_falls_back(const char *m) {
     uint32_t cpu[GEN], tier[GEN];
     run_out a, b;
     if (!greedy(m, "frames", 0, -1, cpu, &a) || !greedy(m, "frames", 1, GEN / 2, tier, &b)) return;
@@ -313,17 +292,17 @@ TEST(mock_tier_failure_mid_run_falls_back_to_cpu) {
     for (int t = 0; t < GEN; t++) CHECK_MSG(cpu[t] == tier[t], "token %d: cpu %u, tier %u", t, cpu[t], tier[t]);
 }
 
+TEST(mock_tier_failure_mid_run_falls_back_to_cpu) {
+    const char *m = tinymix_q4();
+    if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
+    failure_mid_run_falls_back(m);
+}
+
 /* the same with Q4_K16 pages: moe.c's fall-back must compute the failed batch's pages with the
  * page's own dtype (a Q4_0 kernel on Q4_K16 bytes would change the tokens) */
 TEST(mock_tier_q4_k16_failure_mid_run_falls_back_to_cpu) {
     const char *m = tinymix(1);
     if (!m) SKIP("tinymix-brown not available (../shared/models or $VIB3_MODELS)");
-    uint32_t cpu[GEN], tier[GEN];
-    run_out a, b;
-    if (!greedy(m, "frames", 0, -1, cpu, &a) || !greedy(m, "frames", 1, GEN / 2, tier, &b)) return;
-    CHECK(b.vs.disabled == 1);
-    CHECK_EQ_U64(b.vs.errors, 1);
-    CHECK_MSG(b.vs.batches > 0, "no batch ran before the failure");
-    for (int t = 0; t < GEN; t++) CHECK_MSG(cpu[t] == tier[t], "token %d: cpu %u, tier %u", t, cpu[t], tier[t]);
+    failure_mid_run_falls_back(m);
 }
 #endif
