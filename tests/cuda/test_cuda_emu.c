@@ -173,30 +173,28 @@ TEST(cuda_launch_shapes_cover_the_page) {
     CHECK(pk_smem_down(VIB3_SIMD_PAGE_K_MAX) <= 48u << 10);
 }
 
-/* vram.cu's vib3_vram_batch_run on the emulator: a batch of pages of different k (the last page of
- * an expert may be shorter) must give, bit for bit, the reference's page_ffn of every page in turn
- * into a zeroed output */
-TEST(cuda_batch_kernels_emulated_match_reference_bit_for_bit) {
-    static const uint32_t hs[] = {96, 1184};
-    static const uint32_t ks[] = {32, 64, 32, 96, 160, 32, 1056, 64, 32, 32, 128, 32, 32, 64, 32, 32, 32, 96,
-                                  32, 32, 64, 32, 32, 32, 32, 32, 32, 32, 32, 32, 64, 32, 32, 96}; /* 34: > 32 lanes */
-    const uint32_t n = sizeof ks / sizeof ks[0];
-    uint64_t seed = 23;
-    uint32_t ktot = 0;
+/* vram.cu's vib3_vram_batch_run on the emulator, for each hidden size hs[0..n_hs): a batch of the
+ * n random pages (from seed) of k = ks[q], Q4_0 (with mixed: Q4_K16 but where q % 5 == 3), must
+ * give, bit for bit, the reference's page_ffn of every page in turn into a zeroed output */
+static void check_batch(const uint32_t *hs, size_t n_hs, const uint32_t *ks, uint32_t n, uint64_t seed, bool mixed) {
+    uint32_t ktot = 0, hmax = 0;
     for (uint32_t q = 0; q < n; q++) ktot += ks[q];
-    uint8_t *pages[sizeof ks / sizeof ks[0]];
-    pk_item items[sizeof ks / sizeof ks[0]];
-    float *x = malloc(1184 * 4), *gpu = malloc(1184 * 4), *cpu = malloc(1184 * 4), *act = malloc(ktot * 4),
-          *y = malloc(1184 * 4);
+    for (size_t hi = 0; hi < n_hs; hi++) hmax = hs[hi] > hmax ? hs[hi] : hmax;
+    uint8_t **pages = malloc(n * sizeof *pages);
+    pk_item *items = malloc(n * sizeof *items);
+    float *x = malloc(hmax * 4), *cpu = malloc(hmax * 4), *act = malloc(ktot * 4), *y = malloc(hmax * 4);
     uint8_t *actq = malloc(ktot / 32 * 34);
-    vib3_block_q8_0 *xq = malloc(1184 / 32 * sizeof(vib3_block_q8_0));
+    vib3_block_q8_0 *xq = malloc(hmax / 32 * sizeof(vib3_block_q8_0));
     const vib3_simd_ops *ref = vib3_simd_ref();
-    for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++) {
+    for (size_t hi = 0; hi < n_hs; hi++) {
         uint32_t h = hs[hi], k_max = 0;
         for (uint32_t q = 0, off = 0; q < n; off += ks[q], q++) {
-            pages[q] = malloc(3ull * ks[q] * (h / 32) * 18);
-            random_page(pages[q], h, ks[q], &seed);
-            items[q] = (pk_item){pages[q], ks[q], off, 0.1f + (float)q * 0.05f, VIB3_DTYPE_Q4_0};
+            uint32_t dt = mixed && q % 5 != 3 ? PK_DT_Q4_K16 : PK_DT_Q4_0;
+            /* sizes from the format (vib3_dtype_row_bytes), not from the kernels' header under test */
+            pages[q] = malloc(2ull * ks[q] * vib3_dtype_row_bytes(dt, h) + h * vib3_dtype_row_bytes(dt, ks[q]));
+            if (dt == PK_DT_Q4_K16) random_page_k16(pages[q], h, ks[q], &seed);
+            else random_page(pages[q], h, ks[q], &seed);
+            items[q] = (pk_item){pages[q], ks[q], off, 0.1f + (float)q * 0.05f, dt};
             if (ks[q] > k_max) k_max = ks[q];
         }
         for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), cpu[i] = 0.0f;
@@ -207,15 +205,23 @@ TEST(cuda_batch_kernels_emulated_match_reference_bit_for_bit) {
         emu_launch2(run_batch_gate_up, pk_grid_gate_up(k_max), n, pk_smem_gate_up(h));
         emu_launch2(run_batch_quant, pk_grid_quant(k_max), n, 0);
         emu_launch(run_batch_down, pk_grid_down(h), pk_smem_batch_down(n));
-        for (uint32_t q = 0; q < n; q++) ref->page_ffn[VIB3_DTYPE_Q4_0](pages[q], h, ks[q], xq, items[q].w, cpu);
+        for (uint32_t q = 0; q < n; q++) ref->page_ffn[items[q].dt](pages[q], h, ks[q], xq, items[q].w, cpu);
         uint32_t diff = 0, first = h;
         for (uint32_t i = 0; i < h; i++)
             if (memcmp(&y[i], &cpu[i], 4)) diff++, first = first < i ? first : i;
-        CHECK_MSG(diff == 0, "batch of %u pages, hidden %u: %u of %u outputs differ (first %u: %.9g vs %.9g)", n, h,
-                  diff, h, first, first < h ? y[first] : 0.0, first < h ? cpu[first] : 0.0);
+        CHECK_MSG(diff == 0, "%sbatch of %u pages, hidden %u: %u of %u outputs differ (first %u: %.9g vs %.9g)",
+                  mixed ? "mixed " : "", n, h, diff, h, first, first < h ? y[first] : 0.0, first < h ? cpu[first] : 0.0);
         for (uint32_t q = 0; q < n; q++) free(pages[q]);
     }
-    free(x), free(gpu), free(cpu), free(act), free(y), free(actq), free(xq);
+    free(pages), free(items), free(x), free(cpu), free(act), free(y), free(actq), free(xq);
+}
+
+/* a batch of Q4_0 pages of different k (the last page of an expert may be shorter; 34 > 32 lanes) */
+TEST(cuda_batch_kernels_emulated_match_reference_bit_for_bit) {
+    static const uint32_t hs[] = {96, 1184};
+    static const uint32_t ks[] = {32, 64, 32, 96, 160, 32, 1056, 64, 32, 32, 128, 32, 32, 64, 32, 32, 32, 96,
+                                  32, 32, 64, 32, 32, 32, 32, 32, 32, 32, 32, 32, 64, 32, 32, 96}; /* 34: > 32 lanes */
+    check_batch(hs, sizeof hs / sizeof hs[0], ks, sizeof ks / sizeof ks[0], 23, false);
 }
 
 /* ---- Q4_K16 pages ------------------------------------------------------------------------- */
@@ -276,47 +282,10 @@ TEST(cuda_q4_k16_kernels_emulated_match_reference_bit_for_bit) {
     free(page), free(actq), free(x), free(gpu), free(cpu), free(act), free(y), free(xq);
 }
 
-/* a decode batch mixing Q4_K16 and Q4_0 pages of different k (34 > 32 lanes) == the references'
- * page products in order into a zeroed output, bit for bit */
+/* a decode batch mixing Q4_K16 and Q4_0 pages of different k (34 > 32 lanes) */
 TEST(cuda_q4_k16_batch_kernels_emulated_match_reference_bit_for_bit) {
     static const uint32_t hs[] = {192, 288};
     static const uint32_t ks[] = {32, 64, 256, 96, 160, 32, 224, 64, 32, 32, 128, 32, 288, 64, 32, 32, 32, 96,
                                   32, 32, 64, 32, 32, 192, 32, 32, 32, 32, 32, 32, 64, 32, 32, 96};
-    const uint32_t n = sizeof ks / sizeof ks[0];
-    uint64_t seed = 43;
-    uint32_t ktot = 0;
-    for (uint32_t q = 0; q < n; q++) ktot += ks[q];
-    uint8_t *pages[sizeof ks / sizeof ks[0]];
-    pk_item items[sizeof ks / sizeof ks[0]];
-    float *x = malloc(288 * 4), *cpu = malloc(288 * 4), *act = malloc(ktot * 4), *y = malloc(288 * 4);
-    uint8_t *actq = malloc(ktot / 32 * 34);
-    vib3_block_q8_0 *xq = malloc(288 / 32 * sizeof(vib3_block_q8_0));
-    const vib3_simd_ops *ref = vib3_simd_ref();
-    for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++) {
-        uint32_t h = hs[hi], k_max = 0;
-        for (uint32_t q = 0, off = 0; q < n; off += ks[q], q++) {
-            uint32_t dt = q % 5 == 3 ? PK_DT_Q4_0 : PK_DT_Q4_K16; /* mostly q4_k16, some q4_0 */
-            pages[q] = malloc(pk_page_bytes(dt, h, ks[q]));
-            if (dt == PK_DT_Q4_K16) random_page_k16(pages[q], h, ks[q], &seed);
-            else random_page(pages[q], h, ks[q], &seed);
-            items[q] = (pk_item){pages[q], ks[q], off, 0.1f + (float)q * 0.05f, dt};
-            if (ks[q] > k_max) k_max = ks[q];
-        }
-        for (uint32_t i = 0; i < h; i++) x[i] = 2.0f * vib3_test_randf(&seed), cpu[i] = 0.0f;
-        vib3_quantize_q8_0_ref(x, xq, h);
-        memset(act, 0xff, ktot * 4);
-        ka.items = items, ka.n_items = n, ka.hidden = h, ka.xq = (const uint8_t *)xq, ka.act = act, ka.actq = actq;
-        ka.y = y;
-        emu_launch2(run_batch_gate_up, pk_grid_gate_up(k_max), n, pk_smem_gate_up(h));
-        emu_launch2(run_batch_quant, pk_grid_quant(k_max), n, 0);
-        emu_launch(run_batch_down, pk_grid_down(h), pk_smem_batch_down(n));
-        for (uint32_t q = 0; q < n; q++) ref->page_ffn[items[q].dt](pages[q], h, ks[q], xq, items[q].w, cpu);
-        uint32_t diff = 0, first = h;
-        for (uint32_t i = 0; i < h; i++)
-            if (memcmp(&y[i], &cpu[i], 4)) diff++, first = first < i ? first : i;
-        CHECK_MSG(diff == 0, "mixed batch of %u pages, hidden %u: %u of %u outputs differ (first %u: %.9g vs %.9g)", n,
-                  h, diff, h, first, first < h ? y[first] : 0.0, first < h ? cpu[first] : 0.0);
-        for (uint32_t q = 0; q < n; q++) free(pages[q]);
-    }
-    free(x), free(cpu), free(act), free(y), free(actq), free(xq);
+    check_batch(hs, sizeof hs / sizeof hs[0], ks, sizeof ks / sizeof ks[0], 43, true);
 }
