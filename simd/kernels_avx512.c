@@ -372,33 +372,10 @@ static void q8_block_sums8(const vib3_block_q8_0 *x, size_t nb, int32_t *csum) {
     }
 }
 
-void vib3_matmul_q4_0_avx512(const void *w, size_t cols, const void *x, size_t x_stride, size_t n_b, float *y,
-                             size_t y_ld, size_t r0, size_t r1) {
-    const size_t nb = cols / VIB3_QBLOCK, rb = nb * sizeof(vib3_block_q4_0);
-    if (nb > CSUM_BLOCKS_MAX || r1 - r0 < 8) {
-        mm_q(w, cols, x, x_stride, n_b, y, y_ld, r0, r1, 1);
-        return;
-    }
-    int32_t csum[4][CSUM_BLOCKS_MAX];
-    const size_t strip = 256 * 1024 / rb > 8 ? 256 * 1024 / rb / 8 * 8 : 8;
-    for (size_t s0 = r0; s0 + 8 <= r1; s0 += strip) {
-        size_t s1 = s0 + strip < r1 ? s0 + strip : r1;
-        s1 = s0 + (s1 - s0) / 8 * 8;
-        for (size_t t0 = 0; t0 < n_b; t0 += 4) {
-            int nt = (int)(n_b - t0 < 4 ? n_b - t0 : 4);
-            const vib3_block_q8_0 *xs[4];
-            for (int t = 0; t < 4; t++) {
-                xs[t] = (const vib3_block_q8_0 *)((const char *)x + (t0 + (size_t)(t < nt ? t : 0)) * x_stride);
-                if (t < nt) q8_block_sums8(xs[t], nb, csum[t]);
-                else memcpy(csum[t], csum[0], nb * sizeof(int32_t));
-            }
-            for (size_t r = s0; r < s1; r += 8)
-                q4_tile8x4((const char *)w + r * rb, rb, nb, xs, csum, y + t0 * y_ld + r, y_ld, nt);
-        }
-    }
-    size_t done = r0 + (r1 - r0) / 8 * 8;
-    if (done < r1) mm_q(w, cols, x, x_stride, n_b, y, y_ld, done, r1, 1);
-}
+/* Q4_0 mat-mul: the shared strip / token-group driver over the tiles above */
+#define Q4MM_ISA avx512
+#include "simd/q4_0_matmul_x86.h"
+
 void vib3_matmul_q8_0_avx512(const void *w, size_t cols, const void *x, size_t x_stride, size_t n_b, float *y,
                              size_t y_ld, size_t r0, size_t r1) {
     mm_q(w, cols, x, x_stride, n_b, y, y_ld, r0, r1, 0);
