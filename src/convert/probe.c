@@ -67,11 +67,10 @@ void vib3_probe_fit_free(vib3_probe_fit *p) {
     free(p);
 }
 
-vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t depth, uint64_t mem_bytes,
-                             char *note, size_t note_cap) {
-    const vib3_model_config *c = f->config;
+/* the fit's arrays for L x E x H; NULL in *out (note says why) when over the limits */
+static vib3_err fit_alloc(vib3_probe_fit **out, uint32_t L, uint32_t E, uint32_t H, uint32_t depth, int sigmoid,
+                          uint64_t mem_bytes, char *note, size_t note_cap) {
     *out = NULL;
-    uint32_t L = c->n_layers, E = c->n_experts, H = c->hidden_size;
     if (!E || L < 2) return snprintf(note, note_cap, "none (not a MoE model)"), VIB3_OK;
     if (H > VIB3_PROBE_HIDDEN_MAX)
         return snprintf(note, note_cap, "none (hidden %u > %u)", H, VIB3_PROBE_HIDDEN_MAX), VIB3_OK;
@@ -87,7 +86,7 @@ vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t 
     vib3_probe_fit *p = calloc(1, sizeof *p);
     if (!p) return vib3_err_set(VIB3_ERR_NOMEM, "probes: %zu bytes", sizeof *p);
     p->L = L, p->E = E, p->H = H, p->D = (uint32_t)D, p->depth = depth, p->n_pairs = (uint32_t)P;
-    p->sigmoid = c->router_scoring == VIB3_ROUTER_SIGMOID;
+    p->sigmoid = sigmoid;
     p->prior = !p->sigmoid;
     p->router = malloc((size_t)L * E * H * sizeof(float));
     p->bias = calloc((size_t)L * E, sizeof(float));
@@ -109,6 +108,35 @@ vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t 
         vib3_probe_fit_free(p);
         return vib3_err_set(VIB3_ERR_NOMEM, "probes: %llu bytes", (unsigned long long)need);
     }
+    for (uint32_t i = 0; i < P; i++) p->lam[i] = -1;
+    for (size_t i = 0; i < (size_t)L * H; i++) p->norm[i] = 1.0f;
+    *out = p;
+    return VIB3_OK;
+}
+
+vib3_err vib3_probe_fit_init_raw(vib3_probe_fit **out, uint32_t L, uint32_t E, uint32_t H, uint32_t depth,
+                                 const float *router, const float *bias, const float *norm, int sigmoid) {
+    char note[96];
+    vib3_err e = fit_alloc(out, L, E, H, depth, sigmoid, UINT64_MAX, note, sizeof note);
+    if (e) return e;
+    vib3_probe_fit *p = *out;
+    if (!p) return vib3_err_set(VIB3_ERR_INVALID, "probes: %s", note);
+    memcpy(p->router, router, (size_t)L * E * H * sizeof(float));
+    if (bias) memcpy(p->bias, bias, (size_t)L * E * sizeof(float));
+    if (norm) memcpy(p->norm, norm, (size_t)L * H * sizeof(float));
+    memset(p->has, 1, L);
+    p->first = 0;
+    vib3_probe_fit_window(p);
+    return VIB3_OK;
+}
+
+vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t depth, uint64_t mem_bytes,
+                             char *note, size_t note_cap) {
+    const vib3_model_config *c = f->config;
+    uint32_t L = c->n_layers, E = c->n_experts, H = c->hidden_size;
+    vib3_err err = fit_alloc(out, L, E, H, depth, c->router_scoring == VIB3_ROUTER_SIGMOID, mem_bytes, note, note_cap);
+    vib3_probe_fit *p = *out;
+    if (err || !p) return err;
     char name[96];
     uint32_t n_has = 0;
     for (uint32_t l = 0; l < L; l++) {
@@ -116,7 +144,7 @@ vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t 
         if (!load_floats(f, name, (uint64_t)E * H, p->router + (size_t)l * E * H)) continue;
         snprintf(name, sizeof name, "blk.%u.ffn_norm.weight", l);
         if (!load_floats(f, name, H, p->norm + (size_t)l * H))
-            for (uint32_t i = 0; i < H; i++) p->norm[(size_t)l * H + i] = 1.0f;
+            for (uint32_t i = 0; i < H; i++) p->norm[(size_t)l * H + i] = 1.0f; /* load may have half-written it */
         if (c->router_flags & VIB3_ROUTER_CORRECTION_BIAS) {
             snprintf(name, sizeof name, "blk.%u.exp_probs_b.bias", l);
             if (!load_floats(f, name, E, p->bias + (size_t)l * E)) {
@@ -128,9 +156,9 @@ vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t 
         p->has[l] = 1;
         n_has++;
     }
-    for (uint32_t i = 0; i < P; i++) p->lam[i] = -1;
     if (n_has < 2) {
         vib3_probe_fit_free(p);
+        *out = NULL;
         return snprintf(note, note_cap, "none (fewer than 2 router tensors of a supported dtype)"), VIB3_OK;
     }
     vib3_probe_fit_window(p);
@@ -348,7 +376,9 @@ vib3_err vib3_probe_fit_get(const vib3_probe_fit *p, uint32_t i, uint32_t *sourc
 }
 
 /* ---- PRED section ----------------------------------------------------------------------- */
-vib3_err vib3_probe_write(const vib3_probe_fit *p, vib3_writer *w) {
+vib3_err vib3_probe_serialize(const vib3_probe_fit *p, uint8_t **out, uint64_t *bytes) {
+    *out = NULL;
+    *bytes = 0;
     uint32_t n = vib3_probe_fit_pairs(p);
     if (!n) return VIB3_OK;
     uint32_t E = p->E, H = p->H;
@@ -361,30 +391,39 @@ vib3_err vib3_probe_write(const vib3_probe_fit *p, vib3_writer *w) {
     h.n_layers = p->L, h.n_experts = E, h.hidden = H, h.depth = p->depth, h.dtype = dtype, h.n_pairs = n;
     h.calib_tokens = p->tokens;
     h.method = 1;
-    uint8_t *buf = calloc(1, b_bytes + w_bytes);
-    if (!buf) return vib3_err_set(VIB3_ERR_NOMEM, "PRED: %llu bytes", (unsigned long long)(b_bytes + w_bytes));
-    vib3_err e = vib3_writer_section_begin(w, VIB3_SEC_PREDICT, 0, n);
-    if (!e) e = vib3_writer_section_append(w, &h, sizeof h);
-    for (uint32_t i = 0; i < p->n_pairs && !e; i++) {
+    uint64_t total = sizeof h + (uint64_t)n * sizeof(vib3_pred_pair) + (uint64_t)n * (b_bytes + w_bytes);
+    uint8_t *buf = calloc(1, total);
+    if (!buf) return vib3_err_set(VIB3_ERR_NOMEM, "PRED: %llu bytes", (unsigned long long)total);
+    memcpy(buf, &h, sizeof h);
+    vib3_pred_pair *pp = (vib3_pred_pair *)(buf + sizeof h);
+    uint8_t *data = (uint8_t *)(pp + n);
+    for (uint32_t i = 0, j = 0; i < p->n_pairs; i++) {
         if (p->lam[i] < 0) continue;
-        vib3_pred_pair pp;
-        memset(&pp, 0, sizeof pp);
-        pp.source = i / p->depth;
-        pp.target = pair_target(p, i, &pp.flags);
-        memcpy(&pp.lambda_bits, &p->lam[i], 4);
-        e = vib3_writer_section_append(w, &pp, sizeof pp);
-    }
-    for (uint32_t i = 0; i < p->n_pairs && !e; i++) {
-        if (p->lam[i] < 0) continue;
-        memset(buf, 0, b_bytes + w_bytes);
-        memcpy(buf, p->b + (size_t)i * E, (size_t)E * 4);
+        pp[j].source = i / p->depth;
+        pp[j].target = pair_target(p, i, &pp[j].flags);
+        memcpy(&pp[j].lambda_bits, &p->lam[i], 4);
+        uint8_t *d = data + (uint64_t)j * (b_bytes + w_bytes);
+        memcpy(d, p->b + (size_t)i * E, (size_t)E * 4);
         const float *W = p->W + (size_t)i * E * H;
-        if (dtype == VIB3_DTYPE_F32) memcpy(buf + b_bytes, W, (size_t)E * H * 4);
+        if (dtype == VIB3_DTYPE_F32) memcpy(d + b_bytes, W, (size_t)E * H * 4);
         else
-            for (size_t j = 0; j < (size_t)E * H; j++) ((uint16_t *)(buf + b_bytes))[j] = vib3_f32_to_f16(W[j]);
-        e = vib3_writer_section_append(w, buf, b_bytes + w_bytes);
+            for (size_t q = 0; q < (size_t)E * H; q++) {
+                uint16_t v = vib3_f32_to_f16(W[q]);
+                memcpy(d + b_bytes + 2 * q, &v, 2);
+            }
+        j++;
     }
-    if (!e) e = vib3_writer_section_end(w);
+    *out = buf;
+    *bytes = total;
+    return VIB3_OK;
+}
+
+vib3_err vib3_probe_write(const vib3_probe_fit *p, vib3_writer *w) {
+    uint8_t *buf;
+    uint64_t bytes;
+    vib3_err e = vib3_probe_serialize(p, &buf, &bytes);
+    if (e || !buf) return e;
+    e = vib3_writer_add_section(w, VIB3_SEC_PREDICT, 0, vib3_probe_fit_pairs(p), buf, bytes);
     free(buf);
     return e;
 }

@@ -37,6 +37,9 @@ typedef struct vib3_probe_fit vib3_probe_fit;
  * moments need more than mem_bytes; why in note. Router and norm weights are copied from f. */
 vib3_err vib3_probe_fit_init(vib3_probe_fit **out, const vib3_file *f, uint32_t depth, uint64_t mem_bytes,
                              char *note, size_t note_cap);
+/* the same from raw f32 arrays: router (L, E, H), bias (L, E) or NULL, norm (L, H) or NULL (for tests) */
+vib3_err vib3_probe_fit_init_raw(vib3_probe_fit **out, uint32_t L, uint32_t E, uint32_t H, uint32_t depth,
+                                 const float *router, const float *bias, const float *norm, int sigmoid);
 void vib3_probe_fit_free(vib3_probe_fit *p);
 /* a new window of consecutive tokens (fresh KV cache) starts */
 void vib3_probe_fit_window(vib3_probe_fit *p);
@@ -46,11 +49,11 @@ void vib3_probe_fit_rows(vib3_probe_fit *p, uint32_t layer, const float *x, uint
 vib3_err vib3_probe_fit_solve(vib3_probe_fit *p);
 uint32_t vib3_probe_fit_pairs(const vib3_probe_fit *p);
 uint64_t vib3_probe_fit_tokens(const vib3_probe_fit *p);
-/* the PRED section (nothing when p is NULL or has no pairs) */
+/* the PRED section's bytes (malloc'd, *out NULL when there are no pairs) and the section itself */
+vib3_err vib3_probe_serialize(const vib3_probe_fit *p, uint8_t **out, uint64_t *bytes);
 vib3_err vib3_probe_write(const vib3_probe_fit *p, vib3_writer *w);
 
-/* lower level, for tests: fit pair (source, target, next) from explicit moments is internal; the
- * fitted probe of pair i: W (E, H) row-major f32 and b (E) */
+/* the fitted probe of pair slot i (source i / depth, distance i % depth + 1): W (E, H) row-major and b (E) */
 vib3_err vib3_probe_fit_get(const vib3_probe_fit *p, uint32_t i, uint32_t *source, uint32_t *target, uint32_t *next,
                             const float **W, const float **b, float *lambda);
 
