@@ -101,6 +101,8 @@ def stream_all(name, seed):
         results[name] = ("exception", repr(e))
 
 if mode in ("grace", "force"):
+    ka = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # a kept-alive connection, idle at the signal
+    ka.request("GET", "/health"); ka.getresponse().read()
     s1 = post(True, 1)
     check(s1.status == 200, f"stream status {s1.status}")
     first = s1.read1(65536) if hasattr(s1, "read1") else b""
@@ -124,6 +126,13 @@ if mode in ("grace", "force"):
         errors.append("a new connection after the signal was accepted")
     except ConnectionRefusedError:
         pass
+    if mode == "grace":  # a new request on the kept-alive connection: 503, and the connection closes
+        try:
+            ka.request("GET", "/health"); r = ka.getresponse(); b = r.read()
+            check(r.status == 503 and b"server_shutting_down" in b and (r.getheader("Connection") or "").lower() == "close",
+                  f"request on a kept-alive connection while draining: {r.status} {r.getheader('Connection')} {b[:120]!r}")
+        except Exception as e:
+            errors.append(f"kept-alive connection while draining: {e!r}")
     raw = first.decode() + read_sse(s1)
     fin, n, text = sse_events(raw)
     [t.join() for t in th]
