@@ -134,17 +134,6 @@ static const struct setting_flag {
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
-/* for the bench sub-commands (src/cli/bench_*.c): the settings a model benchmark uses
- * (bench <model> lists its own -b and sizes the context from -p / -n) */
-const char *const vib3_cli_config_help =
-    "settings (also VIB3_<NAME> variables and conf/vib3.conf):\n"
-    "  --ram-budget SIZE      host RAM for weights + KV cache (e.g. 2G, 50%; default 75% of RAM)\n"
-    "  --vram-budget SIZE     GPU memory for hot pages (CUDA builds; default 90% of free VRAM)\n"
-    "  -t, --threads N        worker threads (default 0 = all cores)\n"
-    "  --evict lru|lfru|lfuda expert page eviction (default lfru: layer-distance aware)\n"
-    "  --prefetch MODE        none|coact|lookahead|both (default both)\n"
-    "  --io-uring true|false  false forces the pread fallback (default true)\n";
-
 void vib3_cli_settings_help(FILE *out, unsigned groups) {
     if (!groups) return;
     fprintf(out, "settings (also VIB3_<NAME> variables and conf/vib3.conf):\n");

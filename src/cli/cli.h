@@ -65,8 +65,6 @@ int vib3_cli_settings_flag(vib3_config *cfg, int argc, char **argv, int *i, cons
 void vib3_cli_settings_help(FILE *out, unsigned groups);
 /* every group (the bench sub-commands) */
 int vib3_cli_config_flag(vib3_config *cfg, int argc, char **argv, int *i, const char *cmd);
-/* settings flags help text of every group, for the bench sub-commands' --help */
-extern const char *const vib3_cli_config_help;
 
 /* For "--name value" / "--name=value": returns the value and advances *i; NULL when argv[*i]
  * is not this option. "--name" as the last argument is a usage error: the message

@@ -37,7 +37,6 @@ static void on_signal(int sig) {
     stop_signal = sig;
 }
 
-#define SHUTDOWN_TIMEOUT_S_DEFAULT 10.0
 #define SHUTDOWN_FLUSH_S 5.0 /* after a forced end: time for the last chunks to reach slow clients */
 
 static void sleep_ms(unsigned ms) {
@@ -104,7 +103,7 @@ static int resolve_host(vib3_config *cfg) {
 
 int vib3_cmd_serve(int argc, char **argv, vib3_config *cfg) {
     const char *model = NULL, *alias = NULL;
-    double grace_s = SHUTDOWN_TIMEOUT_S_DEFAULT;
+    double grace_s = cfg->shutdown_timeout; /* conf / VIB3_SHUTDOWN_TIMEOUT; the flag overrides */
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

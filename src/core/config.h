@@ -43,6 +43,7 @@ typedef struct vib3_config {
     uint32_t port;
     uint32_t parallel;            /* concurrent sequences */
     uint32_t queue_max;           /* waiting requests before 503 */
+    uint32_t shutdown_timeout;    /* seconds in-flight requests may take to finish on SIGTERM/SIGINT */
     uint64_t body_bytes_max;
     char api_key[128];
     /* [store] */

@@ -39,6 +39,7 @@ TEST(config_defaults_equal_conf_file) {
     SAME_U(parallel);
     SAME_U(queue_max);
     SAME_U(body_bytes_max);
+    SAME_U(shutdown_timeout);
     SAME_S(api_key);
     SAME_S(home);
     /* every field is compared above: a new setting must be added here (and to the file) */
