@@ -181,7 +181,12 @@ install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vib3
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/vib3
 	install -m 644 conf/vib3.conf $(DESTDIR)$(PREFIX)/share/vib3/vib3.conf
+	install -d $(DESTDIR)$(PREFIX)/share/vib3/models/tinymix-brown
+	install -m 644 models/tinymix-brown/* $(DESTDIR)$(PREFIX)/share/vib3/models/tinymix-brown/
+	sed 's#local:\.\./models/#local:models/#' conf/models.conf > $(DESTDIR)$(PREFIX)/share/vib3/models.conf
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/vib3 $(DESTDIR)$(PREFIX)/share/vib3/vib3.conf
+	rm -f $(DESTDIR)$(PREFIX)/bin/vib3 $(DESTDIR)$(PREFIX)/share/vib3/vib3.conf $(DESTDIR)$(PREFIX)/share/vib3/models.conf
+	rm -rf $(DESTDIR)$(PREFIX)/share/vib3/models/tinymix-brown
+	-rmdir $(DESTDIR)$(PREFIX)/share/vib3/models 2>/dev/null || true
 	-rmdir $(DESTDIR)$(PREFIX)/share/vib3 2>/dev/null || true
 .PHONY: install uninstall

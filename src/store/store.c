@@ -38,7 +38,7 @@ __attribute__((format(printf, 3, 4))) static int strf(char *dst, size_t cap, con
 
 /* ---- models.conf ------------------------------------------------------------------- */
 
-static int alias_files(char paths[4][VIB3_PATH_MAX]) {
+static int alias_files(char paths[5][VIB3_PATH_MAX]) {
     int n = 0;
     const char *env = getenv("VIB3_MODELS_CONF");
     if (env && *env) snprintf(paths[n++], VIB3_PATH_MAX, "%s", env);
@@ -50,6 +50,9 @@ static int alias_files(char paths[4][VIB3_PATH_MAX]) {
         if (slash) *slash = 0;
         if (snprintf(paths[n], VIB3_PATH_MAX, "%s/../conf/models.conf", exe) < VIB3_PATH_MAX) n++;
     }
+    char installed[VIB3_PATH_MAX] = ""; /* `make install`: <prefix>/share/vib3/models.conf, after the user's files */
+    if (len > 0 && snprintf(installed, sizeof installed, "%s/../share/vib3/models.conf", exe) >= (int)sizeof installed)
+        installed[0] = 0;
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     if (xdg && *xdg) {
         if (snprintf(paths[n], VIB3_PATH_MAX, "%s/vib3/models.conf", xdg) < VIB3_PATH_MAX) n++;
@@ -57,11 +60,12 @@ static int alias_files(char paths[4][VIB3_PATH_MAX]) {
         if (snprintf(paths[n], VIB3_PATH_MAX, "%s/.config/vib3/models.conf", home) < VIB3_PATH_MAX) n++;
     }
     snprintf(paths[n++], VIB3_PATH_MAX, "/etc/vib3/models.conf");
+    if (installed[0]) snprintf(paths[n++], VIB3_PATH_MAX, "%s", installed);
     return n;
 }
 
 void vib3_store_alias_files(char *out, int cap) {
-    char paths[4][VIB3_PATH_MAX];
+    char paths[5][VIB3_PATH_MAX];
     int n = alias_files(paths), o = 0;
     out[0] = 0;
     for (int i = 0; i < n && o < cap; i++) o += snprintf(out + o, cap - o, "%s%s", i ? ", " : "", paths[i]);
@@ -76,7 +80,7 @@ static char *trim(char *s) {
 
 /* target of alias in the first file defining it; 1 found, 0 not, -1 error */
 static int alias_lookup(const char *alias, char *target, size_t cap, char *conf, size_t conf_cap) {
-    char paths[4][VIB3_PATH_MAX];
+    char paths[5][VIB3_PATH_MAX];
     int n = alias_files(paths);
     for (int i = 0; i < n; i++) {
         FILE *f = fopen(paths[i], "r");
@@ -114,7 +118,7 @@ static int alias_lookup(const char *alias, char *target, size_t cap, char *conf,
 }
 
 int vib3_store_aliases(vib3_store_alias *out, int cap) {
-    char paths[4][VIB3_PATH_MAX];
+    char paths[5][VIB3_PATH_MAX];
     int n_files = alias_files(paths), n = 0;
     for (int i = 0; i < n_files; i++) {
         FILE *f = fopen(paths[i], "r");

@@ -3,7 +3,7 @@
 # where they belong, the installed (relocated) binary finds that vib3.conf relative to itself and
 # `vib3 hw` (text and --json) names it; a user file in $XDG_CONFIG_HOME wins over it; the binary
 # copied alone into an empty directory reports the built-in defaults and still runs;
-# `make uninstall` removes what install put there.
+# the installed binary runs the bundled model by its alias; `make uninstall` removes what install put there.
 BUILD=${BUILD:-build}
 case $BUILD in /*) V=$BUILD/vib3 ;; *) V=$(pwd)/$BUILD/vib3 ;; esac
 T=$(mktemp -d)
@@ -50,6 +50,14 @@ else
         a=$("$V" run "$T/tiny.vib3" "In the beginning" -n 8 --temp 0 --raw 2>/dev/null)
         b=$("$T/alone/bin/vib3" run "$T/tiny.vib3" "In the beginning" -n 8 --temp 0 --raw 2>/dev/null)
         [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "lone binary generates the same text: '$a' vs '$b'"
+    fi
+    # the installed binary knows the bundled model's alias (share/vib3/models.conf -> share/vib3/models/)
+    "$I/bin/vib3" pull --aliases > "$T/aliases.txt" 2>&1
+    grep -q "tinymix.*$I/share/vib3/models/tinymix-brown\|tinymix.*local:models/tinymix-brown" "$T/aliases.txt" && ok ||
+        bad "installed vib3 pull --aliases lists tinymix from share/vib3: $(grep tinymix "$T/aliases.txt")"
+    if [ -d models/tinymix-brown ]; then
+        c=$(VIB3_HOME="$T/store" "$I/bin/vib3" run tinymix "In the beginning" -n 8 --temp 0 --raw 2>/dev/null)
+        [ -n "$c" ] && [ "$c" = "$a" ] && ok || bad "installed vib3 run tinymix: '$c' vs '$a'"
     fi
     # the in-tree binary reads the tree's conf/vib3.conf
     "$V" hw | grep -q "^config  *$(pwd -P)/conf/vib3.conf\$" && ok || bad "in-tree binary names conf/vib3.conf: $("$V" hw | grep config)"
