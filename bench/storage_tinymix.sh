@@ -7,7 +7,10 @@
 # (lookahead-1) and perfect-knowledge ceilings (oracle-D: the true routing
 # hinted D layers ahead, replayed from a recorded run); plus the offline hit
 # rates of LRU / LFUDA / LFRU / Belady on the recorded page trace. Not part of
-# `make test` (a few minutes).
+# `make test` (a few minutes). The converted file carries look-ahead probes
+# (PRED, fitted on models/calib/default.txt, not the held-out text): the
+# lookahead / both rows score with them; lookahead-router / both-router are
+# the same planner with the router look-ahead (VIB3_PREFETCH_PROBES=0).
 #
 #   BUILD=build sh bench/storage_tinymix.sh [--tokens 400] [--budgets "25% 50% 75%"]
 #        [--evicts "lru lfru"] [--reps 2] [--page-neurons 64]
@@ -45,7 +48,8 @@ OUT=$BUILD/bench/storage_tinymix.jsonl
 : > "$OUT"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 M=$tmp/tinymix-p$K.vib3
-"$BUILD/vib3" convert --model "$SRC" --output "$M" --quant q4_0 --page-neurons "$K" --quiet || exit 1
+"$BUILD/vib3" convert --model "$SRC" --output "$M" --quant q4_0 --page-neurons "$K" --calib models/calib/default.txt \
+    --quiet || exit 1
 # prompt bytes: about 3.3 bytes per token for this BPE
 BYTES=$((TOKENS * 33 / 10))
 echo "tinymix-brown Q4_0, $K neurons per page; $TOKENS held-out tokens teacher-forced; reps $REPS; load avg at start $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -71,9 +75,10 @@ for rep in $(seq "$REPS"); do
     for b in $BUDGETS; do
         for ev in $EVICTS; do
             for pf in none coact lookahead both; do run "$pf" "$b" "$ev" "$pf"; done
+            for pf in lookahead both; do VIB3_PREFETCH_PROBES=0 run "$pf-router" "$b" "$ev" "$pf"; done
             # the planner before this change: one layer ahead, no wrap, default window, no
-            # resident-hint protection / expired-first / inline reaping
-            VIB3_PREFETCH_DEPTH=1 VIB3_PREFETCH_WRAP=0 VIB3_PREFETCH_WINDOW=0 VIB3_HINT_PROTECT=0 VIB3_EXPIRED_FIRST=0 \
+            # resident-hint protection / expired-first / inline reaping, router look-ahead (no probes)
+            VIB3_PREFETCH_PROBES=0 VIB3_PREFETCH_DEPTH=1 VIB3_PREFETCH_WRAP=0 VIB3_PREFETCH_WINDOW=0 VIB3_HINT_PROTECT=0 VIB3_EXPIRED_FIRST=0 \
                 VIB3_REAP_INLINE=0 run lookahead-1 "$b" "$ev" lookahead
             for d in 1 2; do run "oracle-$d" "$b" "$ev" none --oracle "$tmp/routing.bin" --oracle-depth $d; done
             run "oracle-2, layer 0 unknown" "$b" "$ev" none --oracle "$tmp/routing.bin" --oracle-depth 2 --oracle-skip-first 1
@@ -104,6 +109,12 @@ for key in order:
         key[0], key[1], key[2], mean(fr), rng, mean([x["faults_late"] for x in t]), mean([x["faults_lost"] for x in t]),
         mean([x["faults_unpredicted"] for x in t]), 100 * mean([x["hit_rate"] for x in t]), pfp, hp,
         mean([x["bytes_read_per_token"] for x in t]) / 1024, mean([x["io_wait_ms_per_token"] for x in t])))
+for lab in ("lookahead", "lookahead-router"):
+    ps = [r["predictors"] for (b, e, l), v in rows.items() if l == lab for r in v]
+    if ps:
+        print("look-ahead accuracy, layer l+1 at k+1 guesses (expert level), %s (%s): P %.1f%% R %.1f%%" % (
+            lab, ps[0].get("predictor", "?"), 100 * mean([x["lookahead_precision"] for x in ps]),
+            100 * mean([x["lookahead_recall"] for x in ps])))
 r0 = json.loads(open(sys.argv[1]).readline())["predictors"]
 print()
 print("one-layer predictor accuracy (expert level, k (+1) guesses): coact P %.1f%% R %.1f%%, lookahead P %.1f%% R %.1f%%; load %.1f-%.1f" % (

@@ -23,7 +23,9 @@
  *              form for huge hidden sizes), d shrunk towards the look-ahead's
  *              re-weighting w_t / w_l;
  * and prints expert-level precision / recall at 2, 3, 4 guesses on the
- * evaluation rows beside the look-ahead router's. Study only: malloc'd,
+ * evaluation rows beside the look-ahead router's, and (row "file") the
+ * probes of the model's own PRED section when it has one (what `vib3
+ * convert` fitted on its calibration text). Study only: malloc'd,
  * nothing here is product code. */
 #include <math.h>
 #include <stdio.h>
@@ -312,6 +314,25 @@ static void print_acc(const char *name, const acc_t *a, double lam) {
     printf("\n");
 }
 
+static int file_probe(const vib3_file *f, uint32_t l, uint32_t t, int wrap, double *W) {
+    if (!f->pred) return 0;
+    for (uint32_t i = 0; i < f->pred->n_pairs; i++) {
+        const vib3_pred_pair *p = &f->pred_pairs[i];
+        if (p->source != l || p->target != t || (int)(p->flags & VIB3_PRED_NEXT_TOKEN) != wrap) continue;
+        const uint8_t *base = f->pred_data + i * f->pred_pair_bytes;
+        const float *b = (const float *)base;
+        for (uint32_t e = 0; e < E; e++) {
+            W[(size_t)H * E + e] = b[e];
+            for (uint32_t j = 0; j < H; j++)
+                W[(size_t)j * E + e] = f->pred->dtype == VIB3_DTYPE_F32
+                                           ? ((const float *)(base + f->pred_w_offset))[(size_t)e * H + j]
+                                           : vib3_f16_to_f32(((const uint16_t *)(base + f->pred_w_offset))[(size_t)e * H + j]);
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static uint32_t *tokenize(vib3_tokenizer *tok, const char *path, size_t cap, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -450,10 +471,19 @@ int main(int argc, char **argv) {
                 score_rows(&er, l, t, wrap, 0, first, W, &res_first[v]);
                 score_rows(&er, l, t, wrap, 0, er.n, W, &res_all[v]);
             }
+            /* the file's own probe for this pair (PRED), as a (H+1, E) matrix */
+            acc_t file_first, file_all;
+            int have_file = file_probe(f, l, t, wrap, W);
+            if (have_file) {
+                score_rows(&er, l, t, wrap, 0, first, W, &file_first);
+                score_rows(&er, l, t, wrap, 0, er.n, W, &file_all);
+            }
             for (int v = 0; v < 4; v++) print_acc(names[v], &res_first[v], lam_best[v]);
+            if (have_file) print_acc("file", &file_first, -1);
             printf(" all %u:\n", er.n);
             print_acc("router", &a2, -1);
             for (int v = 0; v < 4; v++) print_acc(names[v], &res_all[v], lam_best[v]);
+            if (have_file) print_acc("file", &file_all, -1);
             mom_free(&tr), mom_free(&all);
         }
     vib3_engine_close(eng);
