@@ -10,7 +10,9 @@
 # `make test` (a few minutes). The converted file carries look-ahead probes
 # (PRED, fitted on models/calib/default.txt, not the held-out text): the
 # lookahead / both rows score with them; lookahead-router / both-router are
-# the same planner with the router look-ahead (VIB3_PREFETCH_PROBES=0).
+# the same planner with the router look-ahead (VIB3_PREFETCH_PROBES=0; k + 1
+# guesses per target, where the probes default to k: "lookahead, margin 1" is the
+# probes at k + 1).
 #
 #   BUILD=build sh bench/storage_tinymix.sh [--tokens 400] [--budgets "25% 50% 75%"]
 #        [--evicts "lru lfru"] [--reps 2] [--page-neurons 64]
@@ -76,6 +78,7 @@ for rep in $(seq "$REPS"); do
         for ev in $EVICTS; do
             for pf in none coact lookahead both; do run "$pf" "$b" "$ev" "$pf"; done
             for pf in lookahead both; do VIB3_PREFETCH_PROBES=0 run "$pf-router" "$b" "$ev" "$pf"; done
+            VIB3_PREFETCH_MARGIN=1 run "lookahead, margin 1" "$b" "$ev" lookahead
             # the planner before this change: one layer ahead, no wrap, default window, no
             # resident-hint protection / expired-first / inline reaping, router look-ahead (no probes)
             VIB3_PREFETCH_PROBES=0 VIB3_PREFETCH_DEPTH=1 VIB3_PREFETCH_WRAP=0 VIB3_PREFETCH_WINDOW=0 VIB3_HINT_PROTECT=0 VIB3_EXPIRED_FIRST=0 \

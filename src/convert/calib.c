@@ -104,6 +104,13 @@ static void hook(void *ctx, uint32_t layer, const float *x, uint32_t n_rows, con
     }
 }
 
+/* targets per source layer for the probes: VIB3_PROBE_DEPTH (1..8) or VIB3_PROBE_DEPTH_DEFAULT */
+static uint32_t probe_depth(void) {
+    const char *d = getenv("VIB3_PROBE_DEPTH");
+    int v = d && *d ? atoi(d) : 0;
+    return v >= 1 && v <= 8 ? (uint32_t)v : VIB3_PROBE_DEPTH;
+}
+
 vib3_err vib3_calib_run(const char *vib3_path, const char *text_path, uint32_t threads, uint64_t budget,
                         uint32_t max_tokens, vib3_calib *c) {
     memset(c, 0, sizeof *c);
@@ -167,7 +174,7 @@ vib3_err vib3_calib_run(const char *vib3_path, const char *text_path, uint32_t t
     }
     const char *np = getenv("VIB3_NO_PROBES");
     if (np && *np && *np != '0') snprintf(c->probe_note, sizeof c->probe_note, "none (VIB3_NO_PROBES)");
-    else if ((e = vib3_probe_fit_init(&c->probe, vib3_engine_file(eng), VIB3_PROBE_DEPTH, budget / 4, c->probe_note,
+    else if ((e = vib3_probe_fit_init(&c->probe, vib3_engine_file(eng), probe_depth(), budget / 4, c->probe_note,
                                       sizeof c->probe_note)))
         goto out;
     vib3_engine_set_moe_hook(eng, hook, c);

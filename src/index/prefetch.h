@@ -30,7 +30,9 @@
  *              tinymix-brown recall at 3 guesses of layer 1 from layer 0
  *              goes from 61% to 75%, docs/bench/storage.md);
  *              VIB3_PREFETCH_PROBES=0 ignores them. Hints within a target
- *              go out most likely first.
+ *              go out most likely first. With probes the default margin is 0
+ *              (k guesses): at k they recall what the router does at k + 1
+ *              for the weak targets, and the reads saved keep more cache.
  *   both       the union, lookahead's first (coact only for layer l+1).
  *
  * The planner also fetches the pages of the experts the current layer has
@@ -110,7 +112,8 @@ uint32_t vib3_prefetcher_predict_ahead(vib3_prefetcher *pf, uint32_t layer, uint
  * wrap: past the last layer hint the next token's first layers (default on, VIB3_PREFETCH_WRAP).
  * depth 1, mass 0, wrap 0 is the one-layer look-ahead of k + margin experts. */
 void vib3_prefetcher_set_lookahead(vib3_prefetcher *pf, uint32_t depth, float mass, int wrap);
-/* experts predicted per row beyond the model's k (lookahead margin; default 1, VIB3_PREFETCH_MARGIN) */
+/* experts predicted per row beyond the model's k (lookahead margin; default 1, 0 when the file's
+ * probes are used; VIB3_PREFETCH_MARGIN) */
 void vib3_prefetcher_set_margin(vib3_prefetcher *pf, uint32_t margin);
 void vib3_prefetcher_stats_get(vib3_prefetcher *pf, vib3_prefetch_stats *s);
 

@@ -253,6 +253,11 @@ TEST(prefetcher_ranks_by_the_file_probe) {
     CHECK_EQ_U64(st.probe_pairs, 8);
     vib3_prefetcher_stats_get(pr, &st);
     CHECK_STR(st.predictor, "router");
+    uint32_t g[8];
+    float x0[64] = {1};
+    CHECK_EQ_U64(vib3_prefetcher_predict_ahead(pf, 0, 1, x0, 0, g, 8), 2); /* with probes: k guesses by default */
+    CHECK_EQ_U64(vib3_prefetcher_predict_ahead(pr, 0, 1, x0, 0, g, 8), 3); /* router: k + 1 */
+    vib3_prefetcher_set_margin(pf, 1);
     uint32_t E = fopts.n_experts, H = fopts.hidden, differ = 0;
     uint64_t seed = 5;
     for (uint32_t i = 0; i < f.pred->n_pairs; i++) {
@@ -349,7 +354,7 @@ TEST(reader_rejects_bad_pred) {
 }
 
 /* ---- tinymix-brown: fitted by the converter, scored on held-out text ------------------------- */
-static double heldout_recall(const char *model, int probes, char *predictor) {
+static double heldout_recall(const char *model, int probes, int margin, char *predictor) {
     if (!probes) setenv("VIB3_PREFETCH_PROBES", "0", 1);
     vib3_config cfg;
     vib3_config_defaults(&cfg);
@@ -373,6 +378,7 @@ static double heldout_recall(const char *model, int probes, char *predictor) {
         goto out;
     vib3_err te = vib3_tokenizer_encode(vib3_engine_tokenizer(e), text, len, 0, ids, 2048, &n);
     if ((te && te != VIB3_ERR_LIMIT) || n < 1200) goto out;
+    vib3_prefetcher_set_margin(pf, (uint32_t)margin);
     vib3_engine_set_moe_hook(e, vib3_prefetcher_moe_hook, pf);
     vib3_seq *s;
     if (vib3_seq_acquire(e, &s)) goto out;
@@ -408,11 +414,14 @@ TEST(tinymix_probe_beats_router_on_heldout) {
     o.threads = 2;
     o.quiet = true;
     CHECK_OK(vib3_convert(&o));
-    char p1[16] = "", p0[16] = "";
-    double with = heldout_recall(model, 1, p1), without = heldout_recall(model, 0, p0);
-    fprintf(stderr, "  tinymix held-out tokens 600..1200: look-ahead recall at 3 guesses, layer l+1: probe %.1f%%, router %.1f%%\n",
-            100 * with, 100 * without);
+    char p1[16] = "", p0[16] = "", p2[16] = "";
+    double with = heldout_recall(model, 1, 1, p1), without = heldout_recall(model, 0, 1, p0);
+    double with_k = heldout_recall(model, 1, 0, p2), without_k = heldout_recall(model, 0, 0, p2);
+    fprintf(stderr, "  tinymix held-out tokens 600..1200: look-ahead recall of layer l+1 at 3 guesses: probe %.1f%%, router %.1f%%; "
+            "at 2: probe %.1f%%, router %.1f%%\n", 100 * with, 100 * without, 100 * with_k, 100 * without_k);
     CHECK_STR(p1, "probe");
     CHECK_STR(p0, "router");
-    CHECK_MSG(with > 0 && without > 0 && with >= without + 0.04, "probe %.3f vs router %.3f", with, without);
+    CHECK_MSG(with > 0 && without > 0 && with >= without + 0.04, "at 3 guesses: probe %.3f vs router %.3f", with, without);
+    CHECK_MSG(with_k > 0 && without_k > 0 && with_k >= without_k + 0.04, "at 2 guesses: probe %.3f vs router %.3f", with_k,
+              without_k);
 }
