@@ -115,7 +115,7 @@ for key in order:
 for lab in ("lookahead", "lookahead-router"):
     ps = [r["predictors"] for (b, e, l), v in rows.items() if l == lab for r in v]
     if ps:
-        print("look-ahead accuracy, layer l+1 at k+1 guesses (expert level), %s (%s): P %.1f%% R %.1f%%" % (
+        print("look-ahead accuracy, layer l+1 at its default guesses (probe k, router k+1; expert level), %s (%s): P %.1f%% R %.1f%%" % (
             lab, ps[0].get("predictor", "?"), 100 * mean([x["lookahead_precision"] for x in ps]),
             100 * mean([x["lookahead_recall"] for x in ps])))
 r0 = json.loads(open(sys.argv[1]).readline())["predictors"]

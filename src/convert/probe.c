@@ -14,6 +14,7 @@
 #define PROBE_VAL_EVERY 5u    /* every fifth window is the validation split */
 
 static const double k_lambdas[] = {1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0};
+static const double k_lambdas_big[] = {1e-3, 1e-2, 0.1}; /* hidden > 1024: a third of the factorisations */
 
 struct vib3_probe_fit {
     uint32_t L, E, H, D, depth, n_pairs;
@@ -76,6 +77,7 @@ static vib3_err fit_alloc(vib3_probe_fit **out, uint32_t L, uint32_t E, uint32_t
         return snprintf(note, note_cap, "none (hidden %u > %u)", H, VIB3_PROBE_HIDDEN_MAX), VIB3_OK;
     if (depth < 1) depth = 1;
     if (depth > L) depth = L;
+    if (depth > 8) depth = 8;
     uint64_t D = (uint64_t)H + 1, P = (uint64_t)L * depth;
     uint64_t need = 2 * 8 * (L * D * D + P * D * E) + 4 * ((uint64_t)L * E * H + P * E * H) +
                     4 * ((uint64_t)(depth + 1) * PROBE_WINDOW_MAX * H + (uint64_t)L * PROBE_WINDOW_MAX * E);
@@ -243,53 +245,65 @@ void vib3_probe_fit_rows(vib3_probe_fit *p, uint32_t layer, const float *x, uint
 }
 
 /* ---- solve ---------------------------------------------------------------------------- */
-/* A X = B, A (n, n) SPD overwritten by its Cholesky factor, B (n, m) by X; 0 when not SPD */
-static int chol_solve(double *A, double *B, uint32_t n, uint32_t m) {
+/* A (n, n) SPD -> its lower Cholesky factor in place; 0 when not SPD */
+static int chol_factor(double *A, uint32_t n) {
     for (uint32_t j = 0; j < n; j++) {
         double sum = A[(size_t)j * n + j];
-        for (uint32_t k = 0; k < j; k++) sum -= A[(size_t)j * n + k] * A[(size_t)j * n + k];
+        const double *aj = A + (size_t)j * n;
+        for (uint32_t k = 0; k < j; k++) sum -= aj[k] * aj[k];
         if (!(sum > 0)) return 0;
         double dj = sqrt(sum);
         A[(size_t)j * n + j] = dj;
         for (uint32_t i = j + 1; i < n; i++) {
-            double t = A[(size_t)i * n + j];
-            const double *ai = A + (size_t)i * n, *aj = A + (size_t)j * n;
+            const double *ai = A + (size_t)i * n;
+            double t = ai[j];
             for (uint32_t k = 0; k < j; k++) t -= ai[k] * aj[k];
             A[(size_t)i * n + j] = t / dj;
-        }
-    }
-    for (uint32_t c = 0; c < m; c++) {
-        for (uint32_t i = 0; i < n; i++) {
-            double t = B[(size_t)i * m + c];
-            for (uint32_t k = 0; k < i; k++) t -= A[(size_t)i * n + k] * B[(size_t)k * m + c];
-            B[(size_t)i * m + c] = t / A[(size_t)i * n + i];
-        }
-        for (uint32_t i = n; i-- > 0;) {
-            double t = B[(size_t)i * m + c];
-            for (uint32_t k = i + 1; k < n; k++) t -= A[(size_t)k * n + i] * B[(size_t)k * m + c];
-            B[(size_t)i * m + c] = t / A[(size_t)i * n + i];
         }
     }
     return 1;
 }
 
-/* W (D, E) = (M + lam I_x)^-1 (C + lam W0) from lower-triangle moments M (D, D) */
-static int ridge(const vib3_probe_fit *p, const double *M, const double *C, const double *W0, double lam_rel, double *A,
-                 double *W) {
-    uint32_t D = p->D, H = p->H, E = p->E;
+/* B (n, m) <- A^-1 B with A's Cholesky factor L (L L^T) */
+static void chol_solve(const double *L, double *B, uint32_t n, uint32_t m) {
+    for (uint32_t i = 0; i < n; i++) {
+        const double *li = L + (size_t)i * n;
+        for (uint32_t k = 0; k < i; k++)
+            for (uint32_t c = 0; c < m; c++) B[(size_t)i * m + c] -= li[k] * B[(size_t)k * m + c];
+        for (uint32_t c = 0; c < m; c++) B[(size_t)i * m + c] /= li[i];
+    }
+    for (uint32_t i = n; i-- > 0;) {
+        for (uint32_t k = i + 1; k < n; k++)
+            for (uint32_t c = 0; c < m; c++) B[(size_t)i * m + c] -= L[(size_t)k * n + i] * B[(size_t)k * m + c];
+        for (uint32_t c = 0; c < m; c++) B[(size_t)i * m + c] /= L[(size_t)i * n + i];
+    }
+}
+
+/* the absolute ridge strength for lam_rel: relative to the mean input power of M's x block */
+static double lam_abs(const vib3_probe_fit *p, const double *M, double lam_rel) {
     double tr = 0;
-    for (uint32_t i = 0; i < H; i++) tr += M[(size_t)i * D + i];
-    double lam = lam_rel * (tr > 0 ? tr / H : 1.0) + 1e-12;
+    for (uint32_t i = 0; i < p->H; i++) tr += M[(size_t)i * p->D + i];
+    return lam_rel * (tr > 0 ? tr / p->H : 1.0) + 1e-12;
+}
+
+/* A = M + lam I_x (M lower triangle -> full), factored; 0 when not SPD */
+static int factor(const vib3_probe_fit *p, const double *M, double lam, double *A) {
+    uint32_t D = p->D, H = p->H;
     for (uint32_t i = 0; i < D; i++)
         for (uint32_t j = 0; j <= i; j++) A[(size_t)i * D + j] = A[(size_t)j * D + i] = M[(size_t)i * D + j];
-    memcpy(W, C, (size_t)D * E * sizeof(double));
-    for (uint32_t i = 0; i < H; i++) {
-        A[(size_t)i * D + i] += lam;
-        if (W0)
-            for (uint32_t e = 0; e < E; e++) W[(size_t)i * E + e] += lam * W0[(size_t)i * E + e];
-    }
+    for (uint32_t i = 0; i < H; i++) A[(size_t)i * D + i] += lam;
     A[(size_t)H * D + H] += 1e-9; /* the bias column: unpenalised */
-    return chol_solve(A, W, D, E);
+    return chol_factor(A, D);
+}
+
+/* W (D, E) = A^-1 (C + lam W0) with A factored for lam */
+static void ridge_solve(const vib3_probe_fit *p, const double *A, const double *C, const double *W0, double lam, double *W) {
+    uint32_t D = p->D, H = p->H, E = p->E;
+    memcpy(W, C, (size_t)D * E * sizeof(double));
+    if (W0)
+        for (uint32_t i = 0; i < H; i++)
+            for (uint32_t e = 0; e < E; e++) W[(size_t)i * E + e] += lam * W0[(size_t)i * E + e];
+    chol_solve(A, W, D, E);
 }
 
 /* sum over rows of |W^T z - y|^2 - |y|^2 from moments: w^T M w - 2 w^T c per output */
@@ -308,48 +322,77 @@ static double val_error(const vib3_probe_fit *p, const double *M, const double *
     return err;
 }
 
+/* the look-ahead router as the prior of pair i: W0[j][e] = R_t[e][j] w_t[j] / w_src[j], its selection bias */
+static void prior_of(const vib3_probe_fit *p, uint32_t src, uint32_t t, double *W0) {
+    uint32_t H = p->H, E = p->E;
+    const float *R = p->router + (size_t)t * E * H, *ws = p->norm + (size_t)src * H, *wt = p->norm + (size_t)t * H;
+    for (uint32_t j = 0; j < H; j++) {
+        double sc = fabsf(ws[j]) > 1e-12f ? (double)wt[j] / ws[j] : 0;
+        for (uint32_t e = 0; e < E; e++) W0[(size_t)j * E + e] = R[(size_t)e * H + j] * sc;
+    }
+    for (uint32_t e = 0; e < E; e++) W0[(size_t)H * E + e] = p->bias[(size_t)t * E + e];
+}
+
+/* Per source layer: one factorisation per lambda of the grid serves all its
+ * targets (they share the input moments); each pair takes the lambda with
+ * the least validation error, then is refitted on all rows. Cost per source:
+ * n_lambda x (D^3 / 3 + depth x D^2 x E) flops. */
 vib3_err vib3_probe_fit_solve(vib3_probe_fit *p) {
     if (!p || p->solved) return VIB3_OK;
-    uint32_t D = p->D, H = p->H, E = p->E;
+    uint32_t D = p->D, H = p->H, E = p->E, depth = p->depth;
+    const double *grid = H > 1024 ? k_lambdas_big : k_lambdas;
+    size_t n_lam = H > 1024 ? sizeof k_lambdas_big / sizeof k_lambdas_big[0] : sizeof k_lambdas / sizeof k_lambdas[0];
     double *A = malloc((size_t)D * D * sizeof(double)), *W = malloc((size_t)D * E * sizeof(double));
-    double *W0 = malloc((size_t)D * E * sizeof(double)), *Mall = malloc((size_t)D * D * sizeof(double));
-    double *Call = malloc((size_t)D * E * sizeof(double));
-    if (!A || !W || !W0 || !Mall || !Call) {
-        free(A), free(W), free(W0), free(Mall), free(Call);
+    double *W0 = malloc((size_t)depth * D * E * sizeof(double)), *Mall = malloc((size_t)D * D * sizeof(double));
+    double *Call = malloc((size_t)D * E * sizeof(double)), *best = malloc(depth * sizeof(double));
+    if (!A || !W || !W0 || !Mall || !Call || !best) {
+        free(A), free(W), free(W0), free(Mall), free(Call), free(best);
         return vib3_err_set(VIB3_ERR_NOMEM, "probes: solve scratch for hidden %u", H);
     }
-    for (uint32_t i = 0; i < p->n_pairs; i++) {
-        uint32_t next, t = pair_target(p, i, &next), src = i / p->depth;
+    for (uint32_t src = 0; src < p->L; src++) {
         const double *Mt = p->M[0] + (size_t)src * D * D, *Mv = p->M[1] + (size_t)src * D * D;
-        const double *Ct = p->C[0] + (size_t)i * D * E, *Cv = p->C[1] + (size_t)i * D * E;
-        if (!p->has[src] || !p->has[t] || p->pair_rows[i] < 2 * (uint64_t)D) continue; /* too few rows to fit */
-        /* the look-ahead router as the prior: W0[i][e] = R_t[e][i] w_t[i] / w_src[i], its selection bias */
-        const float *R = p->router + (size_t)t * E * H, *ws = p->norm + (size_t)src * H, *wt = p->norm + (size_t)t * H;
-        for (uint32_t j = 0; j < H; j++) {
-            double sc = fabsf(ws[j]) > 1e-12f ? (double)wt[j] / ws[j] : 0;
-            for (uint32_t e = 0; e < E; e++) W0[(size_t)j * E + e] = R[(size_t)e * H + j] * sc;
+        uint32_t want = 0;
+        for (uint32_t d = 0; d < depth; d++) {
+            uint32_t i = src * depth + d, next, t = pair_target(p, i, &next);
+            best[d] = INFINITY;
+            if (!p->has[src] || !p->has[t] || p->pair_rows[i] < 2 * (uint64_t)D) continue; /* too few rows to fit */
+            prior_of(p, src, t, W0 + (size_t)d * D * E);
+            want |= 1u << d;
         }
-        for (uint32_t e = 0; e < E; e++) W0[(size_t)H * E + e] = p->bias[(size_t)t * E + e];
-        double best = INFINITY, lam = -1;
+        if (!want) continue;
         int have_val = Mv[(size_t)H * D + H] >= 1;
-        for (size_t q = 0; q < sizeof k_lambdas / sizeof k_lambdas[0]; q++) {
-            if (!ridge(p, Mt, Ct, p->prior ? W0 : NULL, k_lambdas[q], A, W)) continue;
-            double err = have_val ? val_error(p, Mv, Cv, W) : 0;
-            if (lam < 0 || err < best) best = err, lam = k_lambdas[q];
+        for (size_t q = 0; q < n_lam; q++) {
+            double lam = lam_abs(p, Mt, grid[q]);
+            if (!factor(p, Mt, lam, A)) continue;
+            for (uint32_t d = 0; d < depth; d++) {
+                if (!(want >> d & 1)) continue;
+                uint32_t i = src * depth + d;
+                ridge_solve(p, A, p->C[0] + (size_t)i * D * E, p->prior ? W0 + (size_t)d * D * E : NULL, lam, W);
+                double err = have_val ? val_error(p, Mv, p->C[1] + (size_t)i * D * E, W) : 0;
+                if (p->lam[i] < 0 || err < best[d]) best[d] = err, p->lam[i] = (float)grid[q];
+            }
             if (!have_val) break; /* no validation rows: the smallest lambda that solves */
         }
-        if (lam < 0) continue;
         for (size_t j = 0; j < (size_t)D * D; j++) Mall[j] = Mt[j] + Mv[j];
-        for (size_t j = 0; j < (size_t)D * E; j++) Call[j] = Ct[j] + Cv[j];
-        if (!ridge(p, Mall, Call, p->prior ? W0 : NULL, lam, A, W)) continue;
-        float *Wo = p->W + (size_t)i * E * H, *bo = p->b + (size_t)i * E;
-        for (uint32_t e = 0; e < E; e++) {
-            for (uint32_t j = 0; j < H; j++) Wo[(size_t)e * H + j] = (float)W[(size_t)j * E + e];
-            bo[e] = (float)W[(size_t)H * E + e];
+        for (uint32_t d = 0; d < depth; d++) {
+            uint32_t i = src * depth + d;
+            if (!(want >> d & 1) || p->lam[i] < 0) continue;
+            double lam = lam_abs(p, Mall, p->lam[i]);
+            const double *Ct = p->C[0] + (size_t)i * D * E, *Cv = p->C[1] + (size_t)i * D * E;
+            for (size_t j = 0; j < (size_t)D * E; j++) Call[j] = Ct[j] + Cv[j];
+            if (!factor(p, Mall, lam, A)) {
+                p->lam[i] = -1;
+                continue;
+            }
+            ridge_solve(p, A, Call, p->prior ? W0 + (size_t)d * D * E : NULL, lam, W);
+            float *Wo = p->W + (size_t)i * E * H, *bo = p->b + (size_t)i * E;
+            for (uint32_t e = 0; e < E; e++) {
+                for (uint32_t j = 0; j < H; j++) Wo[(size_t)e * H + j] = (float)W[(size_t)j * E + e];
+                bo[e] = (float)W[(size_t)H * E + e];
+            }
         }
-        p->lam[i] = (float)lam;
     }
-    free(A), free(W), free(W0), free(Mall), free(Call);
+    free(A), free(W), free(W0), free(Mall), free(Call), free(best);
     p->solved = 1;
     return VIB3_OK;
 }

@@ -29,7 +29,7 @@
 #include "format/writer.h"
 
 #define VIB3_PROBE_DEPTH 2u        /* targets per source layer (the prefetcher's default depth) */
-#define VIB3_PROBE_HIDDEN_MAX 4096u
+#define VIB3_PROBE_HIDDEN_MAX 2048u
 
 typedef struct vib3_probe_fit vib3_probe_fit;
 
