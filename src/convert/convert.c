@@ -481,8 +481,8 @@ static vib3_err calibrate(const vib3_convert_opts *o, vib3_calib *calib, char *n
         return VIB3_OK;
     }
     const char *base = strrchr(text, '/') ? strrchr(text, '/') + 1 : text;
-    snprintf(note, note_cap, "%.120s: %llu tokens, %u samples per expert", base, (unsigned long long)calib->n_tokens,
-             calib->S);
+    snprintf(note, note_cap, "%.120s: %llu tokens, %u samples per expert; look-ahead probes: %.60s", base,
+             (unsigned long long)calib->n_tokens, calib->S, calib->probe_note);
     return VIB3_OK;
 }
 
