@@ -46,6 +46,7 @@ struct vib3_prefetcher {
     pf_router *routers;        /* (n_layers) */
     pf_probe *probes;          /* (n_layers, probe_depth): source layer, distance - 1; NULL = none */
     uint32_t probe_depth, probe_dtype, probe_pairs;
+    const vib3_simd_ops *simd; /* the probes' mat-vec (F32 / F16) */
     float *xin;                /* (hidden) re-weighted input */
     float *scores;             /* (E) */
     float *votes;              /* (E) per-call aggregate over rows */
@@ -134,6 +135,8 @@ static vib3_err probes_open(vib3_prefetcher *pf, const vib3_file *f, vib3_arena 
     if ((env && *env == '0') || !h || h->n_experts != pf->n_experts || h->hidden != pf->hidden ||
         h->n_layers != pf->n_layers)
         return VIB3_OK;
+    pf->simd = vib3_simd();
+    if (!pf->simd || !pf->simd->matvec[h->dtype]) return VIB3_OK;
     pf->probe_depth = h->depth;
     pf->probe_dtype = h->dtype;
     pf->probes = vib3_arena_calloc(arena, (size_t)pf->n_layers * h->depth, sizeof(pf_probe), 0);
@@ -299,17 +302,8 @@ static int ahead_scores(vib3_prefetcher *pf, uint32_t layer, uint32_t target, co
     if (!E || layer >= pf->n_layers || target >= pf->n_layers) return 0;
     const pf_probe *q = probe_for(pf, layer, target);
     if (q) { /* fitted probe: W x + b, the target's selection scores (bias included) */
-        for (uint32_t e = 0; e < E; e++) {
-            float sum = q->b[e];
-            if (pf->probe_dtype == VIB3_DTYPE_F32) {
-                const float *w = (const float *)q->w + (size_t)e * h;
-                for (uint32_t i = 0; i < h; i++) sum += w[i] * x[i];
-            } else {
-                const uint16_t *w = (const uint16_t *)q->w + (size_t)e * h;
-                for (uint32_t i = 0; i < h; i++) sum += vib3_f16_to_f32(w[i]) * x[i];
-            }
-            pf->scores[e] = sum;
-        }
+        pf->simd->matvec[pf->probe_dtype](q->w, h, x, pf->scores, 0, E);
+        for (uint32_t e = 0; e < E; e++) pf->scores[e] += q->b[e];
         return 1;
     }
     if (!pf->routers[target].data) return 0;

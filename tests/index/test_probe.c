@@ -20,6 +20,7 @@
 #include "index/prefetch.h"
 #include "runtime/engine.h"
 #include "runtime/tokenizer.h"
+#include "simd/simd.h"
 #include "tests/format/fixture.h"
 #include "tests/test.h"
 
@@ -209,6 +210,32 @@ static uint8_t *fixture_pred(uint64_t *bytes) {
     return sec;
 }
 
+/* the same section with F16 weights (the layout the converter writes above 16 MiB) */
+static uint8_t *pred_to_f16(const uint8_t *sec, uint64_t *bytes) {
+    vib3_pred_header h;
+    memcpy(&h, sec, sizeof h);
+    uint64_t b_bytes = ((uint64_t)h.n_experts * 4 + 7) & ~7ull, w32 = ((uint64_t)h.n_experts * h.hidden * 4 + 7) & ~7ull;
+    uint64_t w16 = ((uint64_t)h.n_experts * h.hidden * 2 + 7) & ~7ull, head = sizeof h + 16ull * h.n_pairs;
+    uint64_t n = head + (uint64_t)h.n_pairs * (b_bytes + w16);
+    uint8_t *o = calloc(1, n);
+    h.dtype = VIB3_DTYPE_F16;
+    memcpy(o, sec, head);
+    memcpy(o, &h, sizeof h);
+    for (uint32_t i = 0; i < h.n_pairs; i++) {
+        const uint8_t *src = sec + head + i * (b_bytes + w32);
+        uint8_t *dst = o + head + i * (b_bytes + w16);
+        memcpy(dst, src, b_bytes);
+        for (uint64_t j = 0; j < (uint64_t)h.n_experts * h.hidden; j++) {
+            float v;
+            memcpy(&v, src + b_bytes + 4 * j, 4);
+            uint16_t hv = vib3_f32_to_f16(v);
+            memcpy(dst + b_bytes + 2 * j, &hv, 2);
+        }
+    }
+    *bytes = n;
+    return o;
+}
+
 static uint8_t *pred_image(uint64_t *size, uint64_t *pred_off) {
     char path[1024];
     snprintf(path, sizeof path, "%s/probe-fixture.vib3", vib3_test_tmpdir());
@@ -216,6 +243,11 @@ static uint8_t *pred_image(uint64_t *size, uint64_t *pred_off) {
     uint64_t n, bytes;
     uint8_t *img = fixture_load(path, &n), *sec = fixture_pred(&bytes);
     if (!img || !sec) return NULL;
+    if (getenv("PROBE_TEST_F16")) {
+        uint8_t *h16 = pred_to_f16(sec, &bytes);
+        free(sec);
+        sec = h16;
+    }
     uint8_t *o = with_pred(img, n, sec, bytes, size);
     *pred_off = fixture_section(o, VIB3_SEC_PREDICT)->offset;
     const char *seed_out = getenv("VIB3_PRED_SEED_OUT"); /* regenerates fuzz/corpus/fuzz_vib3_reader/seed-pred.vib3 */
@@ -283,6 +315,52 @@ TEST(prefetcher_ranks_by_the_file_probe) {
     CHECK_MSG(differ > 20, "router and probe agree on %u of 80 rankings: the test cannot see a probe ignored", 80 - differ);
     vib3_prefetcher_close(pf);
     vib3_prefetcher_close(pr);
+    vib3_file_close(&f);
+    vib3_arena_fini(&arena);
+    free(img);
+}
+
+TEST(prefetcher_reads_f16_probes) {
+    setenv("PROBE_TEST_F16", "1", 1);
+    uint64_t size, off;
+    uint8_t *img = pred_image(&size, &off);
+    unsetenv("PROBE_TEST_F16");
+    CHECK(img != NULL);
+    if (!img) return;
+    vib3_arena arena;
+    vib3_file f;
+    CHECK_OK(vib3_arena_init(&arena, 64u << 20, "test", 0));
+    CHECK_OK(vib3_file_open_mem(&f, img, size, "pred16.vib3", &arena, 0));
+    CHECK(f.pred != NULL && f.pred->dtype == VIB3_DTYPE_F16);
+    vib3_config cfg;
+    vib3_config_defaults(&cfg);
+    snprintf(cfg.prefetch, sizeof cfg.prefetch, "lookahead");
+    vib3_prefetcher *pf = NULL;
+    CHECK_OK(vib3_prefetcher_open(&pf, &f, NULL, &cfg, &arena));
+    if (!f.pred || !pf) return;
+    uint32_t E = fopts.n_experts, H = fopts.hidden, same = 0, total = 0;
+    uint64_t seed = 6;
+    for (uint32_t i = 0; i < f.pred->n_pairs; i++) {
+        const vib3_pred_pair *pp = &f.pred_pairs[i];
+        const float *b = (const float *)(f.pred_data + i * f.pred_pair_bytes);
+        const uint16_t *W = (const uint16_t *)(f.pred_data + i * f.pred_pair_bytes + f.pred_w_offset);
+        for (int t = 0; t < 10; t++) {
+            float x[64], s[8];
+            for (uint32_t j = 0; j < H; j++) x[j] = (float)gauss(&seed);
+            for (uint32_t e = 0; e < E; e++) {
+                double a = b[e];
+                for (uint32_t j = 0; j < H; j++) a += (double)vib3_f16_to_f32(W[e * H + j]) * x[j];
+                s[e] = (float)a;
+            }
+            uint32_t want[2], got[8];
+            top_n(s, E, 2, want);
+            uint32_t n = vib3_prefetcher_predict_ahead(pf, pp->source, pp->target, x, 0, got, 8);
+            same += n == 2 && got[0] == want[0] && got[1] == want[1];
+            total++;
+        }
+    }
+    CHECK_MSG(same >= total - 2, "f16 probes: %u of %u rankings as the probe's", same, total);
+    vib3_prefetcher_close(pf);
     vib3_file_close(&f);
     vib3_arena_fini(&arena);
     free(img);
