@@ -3,7 +3,7 @@
  * look-ahead router (src/index/prefetch.c)? (issue 6, predictive prefetch)
  *
  *   probe_study MODEL.vib3 --calib TEXT [--calib TEXT2] --eval TEXT [--calib-tokens N] [--eval-tokens N]
- *               [--first N] [--threads N]
+ *               [--first N] [--threads N] [--ex 1]
  *
  * Runs the engine (prefill, no prefetcher) over the calibration texts in
  * windows of 256 tokens and over the evaluation text (the first --first tokens
@@ -22,6 +22,7 @@
  *   diag       router_t(d (.) x_l) + b: H + E numbers per pair (the cheap
  *              form for huge hidden sizes), d shrunk towards the look-ahead's
  *              re-weighting w_t / w_l;
+ * (--ex 1: the probes also see the source layer's routed experts, one-hot)
  * and prints expert-level precision / recall at 2, 3, 4 guesses on the
  * evaluation rows beside the look-ahead router's, and (row "file") the
  * probes of the model's own PRED section when it has one (what `vib3
@@ -49,6 +50,7 @@ typedef struct rows_t {
 } rows_t;
 
 static uint32_t L, E, H, K;
+static uint32_t FX, DD, XB; /* extra features (--ex: the source layer's routed experts, one-hot), D = H + FX + 1, bias index */
 static float *router;   /* (L, E, H) */
 static float *rbias;    /* (L, E) */
 static float *nrm;      /* (L, H) ffn_norm weights */
@@ -142,11 +144,14 @@ typedef struct mom_t {
     uint64_t n;
 } mom_t;
 
-static void mom_add(mom_t *m, const float *x, const double *ylog, const int32_t *hot) {
-    uint32_t D = H + 1;
-    double z[4097];
+static void mom_add(mom_t *m, const float *x, const int32_t *exs, const double *ylog, const int32_t *hot) {
+    uint32_t D = DD;
+    double z[4097 + MAXE];
     for (uint32_t i = 0; i < H; i++) z[i] = x[i];
-    z[H] = 1;
+    for (uint32_t i = 0; i < FX; i++) z[H + i] = 0;
+    for (uint32_t j = 0; FX && j < K; j++)
+        if (exs[j] >= 0 && (uint32_t)exs[j] < E) z[H + (uint32_t)exs[j]] = 1;
+    z[XB] = 1;
     for (uint32_t i = 0; i < D; i++) {
         double zi = z[i];
         double *row = m->M + (size_t)i * D;
@@ -159,7 +164,7 @@ static void mom_add(mom_t *m, const float *x, const double *ylog, const int32_t 
 }
 
 static void mom_init(mom_t *m) {
-    uint32_t D = H + 1;
+    uint32_t D = DD;
     m->M = calloc((size_t)D * D, sizeof(double));
     for (int t = 0; t < T_N; t++) m->C[t] = calloc((size_t)D * E, sizeof(double));
     m->n = 0;
@@ -169,7 +174,7 @@ static void mom_free(mom_t *m) {
     for (int t = 0; t < T_N; t++) free(m->C[t]);
 }
 static void mom_sym(mom_t *m) {
-    uint32_t D = H + 1;
+    uint32_t D = DD;
     for (uint32_t i = 0; i < D; i++)
         for (uint32_t j = i + 1; j < D; j++) m->M[(size_t)i * D + j] = m->M[(size_t)j * D + i];
 }
@@ -210,24 +215,26 @@ static void lookahead_matrix(uint32_t l, uint32_t t, double *W0) {
         double s = fabs(wl) > 1e-12 ? wt / wl : 0;
         for (uint32_t e = 0; e < E; e++) W0[(size_t)i * E + e] = router[((size_t)t * E + e) * H + i] * s;
     }
-    for (uint32_t e = 0; e < E; e++) W0[(size_t)H * E + e] = rbias[t * E + e];
+    for (uint32_t i = H; i < XB; i++)
+        for (uint32_t e = 0; e < E; e++) W0[(size_t)i * E + e] = 0;
+    for (uint32_t e = 0; e < E; e++) W0[(size_t)XB * E + e] = rbias[t * E + e];
 }
 
 /* full probe: W = (M + lam D)^-1 (C + lam D W0), D = identity without the bias row */
 static int fit_full(const mom_t *m, int target, double lam_rel, const double *W0, double *W) {
-    uint32_t D = H + 1;
+    uint32_t D = DD;
     double *A = malloc((size_t)D * D * sizeof(double));
     double tr = 0;
     for (uint32_t i = 0; i < H; i++) tr += m->M[(size_t)i * D + i];
     double lam = lam_rel * tr / H + 1e-9;
     memcpy(A, m->M, (size_t)D * D * sizeof(double));
     memcpy(W, m->C[target], (size_t)D * E * sizeof(double));
-    for (uint32_t i = 0; i < H; i++) {
+    for (uint32_t i = 0; i < XB; i++) {
         A[(size_t)i * D + i] += lam;
         if (W0)
             for (uint32_t e = 0; e < E; e++) W[(size_t)i * E + e] += lam * W0[(size_t)i * E + e];
     }
-    A[(size_t)H * D + H] += 1e-9;
+    A[(size_t)XB * D + XB] += 1e-9;
     int ok = chol_solve(A, W, D, E);
     free(A);
     return ok;
@@ -235,7 +242,8 @@ static int fit_full(const mom_t *m, int target, double lam_rel, const double *W0
 
 /* diag form: logit_e = sum_i R_t[e][i] d_i x_i + b_e, d shrunk to d0 = w_t / w_l; result as a (H+1, E) matrix */
 static int fit_diag(const mom_t *m, uint32_t l, uint32_t t, double lam_rel, double *W) {
-    uint32_t D = H + 1, N = H + E;
+    if (FX) return 0;
+    uint32_t D = DD, N = H + E;
     const float *R = router + (size_t)t * E * H;
     double *A = calloc((size_t)N * N, sizeof(double)), *b = calloc(N, sizeof(double));
     for (uint32_t i = 0; i < H; i++) {
@@ -284,11 +292,13 @@ static void score_rows(const rows_t *r, uint32_t l, uint32_t t, int wrap, uint32
     for (uint32_t i = i0; i < i1; i++) {
         if (wrap && !r->next[i]) continue;
         const float *x = X(r, l, i);
-        const int32_t *ex = EX(r, t, wrap ? i + 1 : i);
+        const int32_t *ex = EX(r, t, wrap ? i + 1 : i), *exs = EX(r, l, i);
         double s[MAXE];
         for (uint32_t e = 0; e < E; e++) {
-            double v = W[(size_t)H * E + e];
+            double v = W[(size_t)XB * E + e];
             for (uint32_t j = 0; j < H; j++) v += W[(size_t)j * E + e] * x[j];
+            for (uint32_t j = 0; FX && j < K; j++)
+                if (exs[j] >= 0 && (uint32_t)exs[j] < E) v += W[(size_t)(H + (uint32_t)exs[j]) * E + e];
             s[e] = v;
         }
         uint8_t taken[MAXE] = {0};
@@ -321,8 +331,10 @@ static int file_probe(const vib3_file *f, uint32_t l, uint32_t t, int wrap, doub
         if (p->source != l || p->target != t || (int)(p->flags & VIB3_PRED_NEXT_TOKEN) != wrap) continue;
         const uint8_t *base = f->pred_data + i * f->pred_pair_bytes;
         const float *b = (const float *)base;
+        for (uint32_t i = H; i < XB; i++)
+            for (uint32_t e = 0; e < E; e++) W[(size_t)i * E + e] = 0;
         for (uint32_t e = 0; e < E; e++) {
-            W[(size_t)H * E + e] = b[e];
+            W[(size_t)XB * E + e] = b[e];
             for (uint32_t j = 0; j < H; j++)
                 W[(size_t)j * E + e] = f->pred->dtype == VIB3_DTYPE_F32
                                            ? ((const float *)(base + f->pred_w_offset))[(size_t)e * H + j]
@@ -364,6 +376,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--eval-tokens")) eval_max = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--first")) first = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ex")) FX = (uint32_t)atoi(argv[i + 1]); /* 1: add the one-hot features */
         else {
             fprintf(stderr, "probe_study: unknown flag %s\n", argv[i]);
             return 2;
@@ -383,6 +396,9 @@ int main(int argc, char **argv) {
     const vib3_model_config *c = vib3_engine_model(eng);
     const vib3_file *f = vib3_engine_file(eng);
     L = c->n_layers, E = c->n_experts, H = c->hidden_size, K = c->n_experts_per_tok;
+    FX = FX ? E : 0;
+    DD = H + FX + 1;
+    XB = H + FX;
     if (!E || E > MAXE || K > MAXK || L > 64 || H > 4096) {
         fprintf(stderr, "probe_study: unsupported shape\n");
         return 1;
@@ -420,7 +436,7 @@ int main(int argc, char **argv) {
     /* pairs: same token l -> l+1, l+2; wrap: the next token's layer t from layer l (l >= L - 2) */
     static const double lams[] = {1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3, 10, 100};
     const uint32_t n_lam = sizeof lams / sizeof lams[0];
-    uint32_t D = H + 1;
+    uint32_t D = DD;
     double *W = malloc((size_t)D * E * sizeof(double)), *W0 = malloc((size_t)D * E * sizeof(double));
     double *ylog = malloc(E * sizeof(double));
     for (uint32_t l = 0; l < L; l++)
@@ -436,8 +452,8 @@ int main(int argc, char **argv) {
                 if (wrap && !cr.next[i]) continue;
                 uint32_t j = wrap ? i + 1 : i;
                 logits(t, X(&cr, t, j), ylog);
-                if (i < split) mom_add(&tr, X(&cr, l, i), ylog, EX(&cr, t, j));
-                mom_add(&all, X(&cr, l, i), ylog, EX(&cr, t, j));
+                if (i < split) mom_add(&tr, X(&cr, l, i), EX(&cr, l, i), ylog, EX(&cr, t, j));
+                mom_add(&all, X(&cr, l, i), EX(&cr, l, i), ylog, EX(&cr, t, j));
             }
             mom_sym(&tr), mom_sym(&all);
             printf("layer %u -> %s%u (%llu calibration pairs)\n", l, wrap ? "next token's " : "", t,
