@@ -1,7 +1,7 @@
 /* cmd_convert.c — `vib3 convert`: HF safetensors directory or GGUF file -> .vib3.
  *
  *   vib3 convert --model DIR|FILE.gguf [--output OUT.vib3] [--quant q4|q8|f16|f32]
- *                [--page-neurons K] [--calib FILE | --no-calib] [--no-index] [--no-permute] [--q4-ggml]
+ *                [--page-neurons K] [--calib FILE | --no-calib] [--no-probes] [--no-index] [--no-permute] [--q4-ggml]
  *                [--mem-budget SIZE] [-t N] [--quiet]
  */
 #include <stdio.h>
@@ -42,6 +42,7 @@ static void usage(FILE *out) {
             "  --calib FILE           calibration text (default models/calib/default.txt): routing statistics (COAC),\n"
             "                         co-firing neuron order, signature recall measurement\n"
             "  --no-calib             skip calibration (neuron order from weight similarity)\n"
+            "  --no-probes            no look-ahead probes for the prefetcher (PRED; fitted during calibration)\n"
             "  --q4-ggml              Q4_0 scales exactly as llama.cpp's quantizer (default: least-squares scale search)\n"
             "  --no-index             no page signatures\n"
             "  --no-permute           keep the source neuron order\n"
@@ -117,6 +118,8 @@ int vib3_cmd_convert(int argc, char **argv, vib3_config *cfg) {
             o.q4_ggml_ref = true;
         } else if (!strcmp(a, "--no-calib")) {
             o.no_calib = true;
+        } else if (!strcmp(a, "--no-probes")) {
+            setenv("VIB3_NO_PROBES", "1", 1); /* read by the calibration run (src/convert/calib.c) */
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o.quiet = true;
             o.progress = false;
