@@ -30,6 +30,7 @@
 
 #include "cli/cli.h"
 #include "core/json.h"
+#include "index/prefetch.h"
 #include "runtime/chat.h"
 #include "runtime/engine.h"
 #include "runtime/tokenizer.h"
@@ -291,13 +292,24 @@ static void print_stats(run_ctx *r, FILE *out) {
             (unsigned long long)ps.expert_accesses, 100.0 * ps.expert_fault_rate, (unsigned long long)ps.prefetch_issued,
             (unsigned long long)ps.prefetch_used, ps.prefetch_precision, ps.prefetch_recall,
             vib3_format_size(ps.bytes_read, rd, sizeof rd), ps.bytes_read_per_token, ps.io_wait_ms_per_token);
+    struct vib3_prefetcher *pf = vib3_engine_prefetcher(r->e);
+    if (pf) {
+        vib3_prefetch_stats fs;
+        vib3_prefetcher_stats_get(pf, &fs);
+        fprintf(out, "predictor: %s (%s%s), look-ahead accuracy layer l+1 precision %.2f recall %.2f\n", fs.mode,
+                fs.predictor, fs.probe_pairs ? ", the file's PRED probes" : "", fs.precision[1], fs.recall[1]);
+    }
 }
 
 /* stats.tiers of --json: the buffer manager's counters (storage/pages.h) */
 static void print_tiers_json(run_ctx *r) {
     vib3_pages_stats ps;
     vib3_pages_stats_get(vib3_engine_pages(r->e), &ps);
-    printf("{\"backend\": \"%s\", \"evict\": \"%s\", \"prefetch\": \"%s\", \"page_accesses\": %llu, "
+    vib3_prefetch_stats fs;
+    struct vib3_prefetcher *pf = vib3_engine_prefetcher(r->e);
+    if (pf) vib3_prefetcher_stats_get(pf, &fs);
+    printf("{\"predictor\": \"%s\", \"probe_pairs\": %u, ", pf ? fs.predictor : "none", pf ? fs.probe_pairs : 0u);
+    printf("\"backend\": \"%s\", \"evict\": \"%s\", \"prefetch\": \"%s\", \"page_accesses\": %llu, "
            "\"page_hits\": %llu, \"page_faults\": %llu, \"fault_rate\": %.6f, \"expert_accesses\": %llu, "
            "\"expert_faults\": %llu, \"expert_fault_rate\": %.6f, \"prefetch_issued\": %llu, "
            "\"prefetch_used\": %llu, \"prefetch_precision\": %.6f, \"prefetch_recall\": %.6f, \"bytes_read\": %llu, "
