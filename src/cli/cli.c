@@ -120,7 +120,7 @@ static const struct setting_flag {
     {"-c", "--ctx-size", "ctx_size", "N", "context length (default 0 = the model's, at most 4096)", VIB3_CLI_SET_CTX},
     {"-b", "--batch-size", "batch_size", "N", "prefill micro-batch (default 64)", VIB3_CLI_SET_BATCH},
     {NULL, "--evict", "evict", "lru|lfru|lfuda", "expert page eviction (default lfru: layer-distance aware)", VIB3_CLI_SET_STORAGE},
-    {NULL, "--prefetch", "prefetch", "MODE", "none|coact|lookahead|both (default both)", VIB3_CLI_SET_STORAGE},
+    {NULL, "--prefetch", "prefetch", "MODE", "auto|none|coact|lookahead|both (default auto: look-ahead, hints kept only while they shorten decode tokens)", VIB3_CLI_SET_STORAGE},
     {NULL, "--io-uring", "io_uring", "true|false", "false forces the pread fallback (default true)", VIB3_CLI_SET_STORAGE},
     {NULL, "--io-queue-depth", "io_queue_depth", "N", "page reads in flight (default 16)", VIB3_CLI_SET_STORAGE},
     {NULL, "--host", "host", "ADDR", "listen address (default 127.0.0.1)", VIB3_CLI_SET_SERVER},

@@ -298,6 +298,10 @@ static void print_stats(run_ctx *r, FILE *out) {
         vib3_prefetcher_stats_get(pf, &fs);
         fprintf(out, "predictor: %s (%s%s), look-ahead accuracy layer l+1 precision %.2f recall %.2f\n", fs.mode,
                 fs.predictor, fs.probe_pairs ? ", the file's PRED probes" : "", fs.precision[1], fs.recall[1]);
+        if (fs.gated)
+            fprintf(out, "auto: hints %s now; decode token (MoE layers) %.3f ms with hints over %llu epochs, %.3f ms "
+                    "without over %llu\n", fs.gate_hints_on ? "on" : "off", fs.gate_token_ms[1],
+                    (unsigned long long)fs.gate_epochs[1], fs.gate_token_ms[0], (unsigned long long)fs.gate_epochs[0]);
     }
 }
 
@@ -309,6 +313,11 @@ static void print_tiers_json(run_ctx *r) {
     struct vib3_prefetcher *pf = vib3_engine_prefetcher(r->e);
     if (pf) vib3_prefetcher_stats_get(pf, &fs);
     printf("{\"predictor\": \"%s\", \"probe_pairs\": %u, ", pf ? fs.predictor : "none", pf ? fs.probe_pairs : 0u);
+    if (pf && fs.gated)
+        printf("\"auto\": {\"hints_on\": %s, \"token_ms_hints_on\": %.4f, \"epochs_hints_on\": %llu, "
+               "\"token_ms_hints_off\": %.4f, \"epochs_hints_off\": %llu, \"switches\": %llu}, ",
+               fs.gate_hints_on ? "true" : "false", fs.gate_token_ms[1], (unsigned long long)fs.gate_epochs[1],
+               fs.gate_token_ms[0], (unsigned long long)fs.gate_epochs[0], (unsigned long long)fs.gate_switches);
     printf("\"backend\": \"%s\", \"evict\": \"%s\", \"prefetch\": \"%s\", \"page_accesses\": %llu, "
            "\"page_hits\": %llu, \"page_faults\": %llu, \"fault_rate\": %.6f, \"expert_accesses\": %llu, "
            "\"expert_faults\": %llu, \"expert_fault_rate\": %.6f, \"prefetch_issued\": %llu, "

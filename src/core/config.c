@@ -38,7 +38,7 @@ void vib3_config_defaults(vib3_config *c) {
     c->arena_bytes_max = 1ull << 40;
     c->batch_size = 64;
     strcpy(c->evict, "lfru");
-    strcpy(c->prefetch, "both");
+    strcpy(c->prefetch, "auto");
     c->io_queue_depth = 16;
     c->io_uring = true;
     strcpy(c->host, "127.0.0.1");
@@ -151,7 +151,7 @@ vib3_err vib3_config_set(vib3_config *c, const char *key, const char *value) {
             return vib3_err_set(VIB3_ERR_INVALID, "setting %s: value longer than %zu bytes", k->name, k->cap - 1);
         /* enumerations are checked here, so a typo is a usage error at once, not a failure at model load */
         static const char *const evict[] = {"lru", "lfru", "lfuda", NULL};
-        static const char *const prefetch[] = {"none", "coact", "lookahead", "both", NULL};
+        static const char *const prefetch[] = {"auto", "none", "coact", "lookahead", "both", NULL};
         const char *const *allowed = !strcmp(k->name, "evict") ? evict : !strcmp(k->name, "prefetch") ? prefetch : NULL;
         if (allowed) {
             size_t a = 0;

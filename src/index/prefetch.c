@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "index/gate.h"
 #include "simd/simd.h"
 
 #define PF_MAX_K 64u           /* experts per row considered */
@@ -59,6 +61,10 @@ struct vib3_prefetcher {
     int32_t *prev_experts;     /* (rows_cap, k_cap) */
     uint32_t rows_cap, k_cap, prev_rows, prev_k;
     int32_t prev_layer;
+    /* auto: look-ahead hints switched on/off by measured decode token time (index/gate.h) */
+    int gated;
+    vib3_prefetch_gate gate;
+    uint32_t gate_last_layer;  /* layer of the previous single-row call (a smaller one starts a token) */
     vib3_prefetch_stats st;
 };
 
@@ -173,12 +179,16 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
     const vib3_model_config *c = f->config;
     vib3_prefetcher *pf = vib3_arena_calloc(arena, 1, sizeof *pf, 0);
     if (!pf) return vib3_err_prefix("prefetcher");
-    const char *mode = cfg && cfg->prefetch[0] ? cfg->prefetch : "both";
+    const char *mode = cfg && cfg->prefetch[0] ? cfg->prefetch : "auto";
     if (!strcmp(mode, "none")) pf->mode = 0;
     else if (!strcmp(mode, "coact")) pf->mode = VIB3_PREDICT_COACT;
     else if (!strcmp(mode, "lookahead")) pf->mode = VIB3_PREDICT_LOOKAHEAD;
     else if (!strcmp(mode, "both")) pf->mode = VIB3_PREDICT_COACT | VIB3_PREDICT_LOOKAHEAD;
-    else return vib3_err_set(VIB3_ERR_INVALID, "--prefetch %s: unknown predictor (none, coact, lookahead, both)", mode);
+    else if (!strcmp(mode, "auto")) pf->mode = VIB3_PREDICT_LOOKAHEAD, pf->gated = 1;
+    else return vib3_err_set(VIB3_ERR_INVALID, "--prefetch %s: unknown predictor (auto, none, coact, lookahead, both)", mode);
+    const char *ge = getenv("VIB3_PREFETCH_GATE_EPOCH"); /* tokens per A/B epoch (tests; default 32) */
+    vib3_prefetch_gate_init(&pf->gate, ge && *ge ? (uint32_t)atoi(ge) : 0, 0);
+    pf->gate_last_layer = UINT32_MAX;
     snprintf(pf->mode_name, sizeof pf->mode_name, "%s", mode);
     pf->file = f;
     pf->pages = pages;
@@ -419,6 +429,12 @@ static void score_hinted(vib3_prefetcher *pf, uint32_t layer) {
     memset(h, 0, E);
 }
 
+static uint64_t gate_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_t n_rows, const int32_t *experts,
                               uint32_t k) {
     vib3_prefetcher *pf = ctx;
@@ -426,6 +442,11 @@ void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_
     if (!E || layer >= pf->n_layers) return;
     pthread_mutex_lock(&pf->mu);
     pf->st.layers_observed++;
+    if (pf->gated && n_rows == 1) { /* decode: time the token from its first MoE layer to its last */
+        if (layer <= pf->gate_last_layer) vib3_prefetch_gate_token_begin(&pf->gate, gate_now_ns());
+        pf->gate_last_layer = layer;
+        if (layer + 1 == pf->n_layers) vib3_prefetch_gate_token_end(&pf->gate, gate_now_ns());
+    }
 
     /* 1. the pages this layer is about to compute: fetch them together (not a
      *    prediction: done in every mode, "none" included) */
@@ -491,7 +512,7 @@ void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_
      *    layer + 1 .. layer + depth (past the last layer, with wrap, the next
      *    token's first layers), mass-adaptive guess count: a read issued two
      *    layers early has two layers of compute to arrive instead of one. */
-    if (n_rows <= 64) {
+    if (n_rows <= 64 && (!pf->gated || vib3_prefetch_gate_on(&pf->gate))) {
         for (uint32_t d = 1; d <= pf->depth; d++) {
             uint32_t t = layer + d;
             if (t >= pf->n_layers) {
@@ -532,6 +553,15 @@ void vib3_prefetcher_moe_hook(void *ctx, uint32_t layer, const float *x, uint32_
 void vib3_prefetcher_stats_get(vib3_prefetcher *pf, vib3_prefetch_stats *s) {
     pthread_mutex_lock(&pf->mu);
     *s = pf->st;
+    s->gated = pf->gated;
+    if (pf->gated) {
+        s->gate_hints_on = pf->gate.arm;
+        for (int a = 0; a < 2; a++) {
+            s->gate_epochs[a] = pf->gate.epochs[a];
+            s->gate_token_ms[a] = pf->gate.mean_ns[a] / 1e6;
+        }
+        s->gate_switches = pf->gate.switches;
+    }
     pthread_mutex_unlock(&pf->mu);
     snprintf(s->mode, sizeof s->mode, "%s", pf->mode_name);
     snprintf(s->predictor, sizeof s->predictor, "%s", pf->predictor[0] ? pf->predictor : "router");

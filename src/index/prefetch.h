@@ -70,7 +70,7 @@ enum {
 };
 
 typedef struct vib3_prefetch_stats {
-    char mode[16];                 /* none | coact | lookahead | both */
+    char mode[16];                 /* auto | none | coact | lookahead | both */
     char predictor[16];            /* what lookahead scores with: "probe" (the file's PRED probes) or "router" */
     uint32_t probe_pairs;          /* (source, target) probes loaded from PRED; 0 = router look-ahead */
     uint64_t layers_observed;      /* hook calls */
@@ -82,9 +82,15 @@ typedef struct vib3_prefetch_stats {
     /* everything hinted for a routing (every depth, the mode's predictors), at the expert level */
     uint64_t hint_predicted, hint_correct, hint_routed;
     double hint_precision, hint_recall;
+    /* auto: the on/off gate (index/gate.h) */
+    int gated, gate_hints_on;      /* auto mode; hints on now */
+    uint64_t gate_epochs[2];       /* epochs measured with hints off / on */
+    double gate_token_ms[2];       /* their recent mean decode token time (MoE layers), 0 = not measured */
+    uint64_t gate_switches;        /* times the kept arm changed after the warm-up */
 } vib3_prefetch_stats;
 
-/* mode from cfg->prefetch (none, coact, lookahead, both); pages may be NULL (accuracy only) */
+/* mode from cfg->prefetch (auto, none, coact, lookahead, both); pages may be NULL (accuracy only).
+ * auto = lookahead whose hints an online A/B (index/gate.h) turns off while they cost decode time */
 vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pages *pages, const vib3_config *cfg,
                               vib3_arena *arena);
 void vib3_prefetcher_close(vib3_prefetcher *pf);

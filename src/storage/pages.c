@@ -1336,9 +1336,9 @@ vib3_err vib3_pages_open_ex(vib3_pages **out, const vib3_file *f, const vib3_con
     int k = vib3_evict_kind_from_name(cfg ? cfg->evict : "lfru");
     if (k < 0) return vib3_err_set(VIB3_ERR_INVALID, "--evict %s: unknown policy (lru, lfru, lfuda)", cfg->evict);
     p->evict_kind = (vib3_evict_kind)k;
-    const char *pf = cfg && cfg->prefetch[0] ? cfg->prefetch : "both";
-    if (strcmp(pf, "none") && strcmp(pf, "coact") && strcmp(pf, "lookahead") && strcmp(pf, "both"))
-        return vib3_err_set(VIB3_ERR_INVALID, "--prefetch %s: unknown predictor (none, coact, lookahead, both)", pf);
+    const char *pf = cfg && cfg->prefetch[0] ? cfg->prefetch : "auto";
+    if (strcmp(pf, "auto") && strcmp(pf, "none") && strcmp(pf, "coact") && strcmp(pf, "lookahead") && strcmp(pf, "both"))
+        return vib3_err_set(VIB3_ERR_INVALID, "--prefetch %s: unknown predictor (auto, none, coact, lookahead, both)", pf);
     snprintf(p->prefetch_name, sizeof p->prefetch_name, "%s", pf);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->done_cv, NULL);

@@ -41,6 +41,7 @@ static const char *tinymix(void) {
 typedef struct run_result {
     uint32_t ids[N_GEN];
     vib3_pages_stats st;
+    vib3_prefetch_stats pst;
     vib3_err rc;
     char msg[512];
 } run_result;
@@ -89,6 +90,7 @@ static void run(const char *evict, const char *prefetch, int uring, const char *
         if (!fail_read_nth || rc == VIB3_OK) break; /* else: the engine must serve the retry */
     }
     vib3_pages_stats_get(vib3_engine_pages(e), &r->st);
+    if (pf) vib3_prefetcher_stats_get(pf, &r->pst);
     if (s) vib3_seq_release(s);
     vib3_engine_close(e);
     if (pf) vib3_prefetcher_close(pf);
@@ -104,9 +106,9 @@ TEST(budget_25pct_identical_to_resident) {
     CHECK_OK(ref.rc);
     CHECK_STR(ref.st.backend, "mmap");
     static const char *const ev[] = {"lru", "lfru", "lfuda"};
-    static const char *const pf[] = {"none", "coact", "lookahead", "both"};
+    static const char *const pf[] = {"none", "coact", "lookahead", "both", "auto"};
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < 5; j++) {
             if (i != 1 && j != 0 && j != 3) continue; /* every predictor with lfru, none/both with the others */
             for (int uring = 1; uring >= 0; uring--) {
                 if (!uring && (i != 1 || j != 3)) continue;
@@ -121,6 +123,27 @@ TEST(budget_25pct_identical_to_resident) {
                 CHECK_EQ_U64(r.st.checksum_errors + r.st.io_errors, 0);
             }
         }
+}
+
+/* --prefetch auto: epochs of hints on and off are measured (which wins depends on timing), the
+ * output is the resident run's */
+TEST(auto_prefetch_measures_both_arms) {
+    if (!tinymix()) SKIP("tinymix-brown not available (or convert failed)");
+    static run_result ref, r;
+    run("lfru", "none", 1, NULL, NULL, 0, &ref);
+    CHECK_OK(ref.rc);
+    setenv("VIB3_PREFETCH_GATE_EPOCH", "4", 1);
+    run("lfru", "auto", 1, "50%", NULL, 0, &r);
+    unsetenv("VIB3_PREFETCH_GATE_EPOCH");
+    CHECK_OK(r.rc);
+    CHECK_MSG(!memcmp(r.ids, ref.ids, sizeof r.ids), "auto: greedy ids differ from the resident run");
+    CHECK(r.pst.gated);
+    CHECK_STR(r.pst.mode, "auto");
+    /* 48 single-row tokens = 12 epochs of 4, the first uncounted; warm-up: 2 off, 2 on */
+    CHECK_EQ_U64(r.pst.gate_epochs[0] + r.pst.gate_epochs[1], 11);
+    CHECK(r.pst.gate_epochs[0] >= 2 && r.pst.gate_epochs[1] >= 2);
+    CHECK(r.pst.gate_token_ms[0] > 0 && r.pst.gate_token_ms[1] > 0);
+    CHECK(r.st.prefetch_issued > 0); /* the on epochs hinted */
 }
 
 TEST(read_failure_mid_generation) {
