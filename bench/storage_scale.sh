@@ -6,6 +6,7 @@
 #
 #   BUILD=build sh bench/storage_scale.sh [--dim 4096] [--layers 10] [--ffn 14336] [--budget 2G]
 #                                         [-n 16] [--dir /tmp/vib3-scale] [--keep] [--skip-llama]
+#                                         [--evicts "lru lfru"] [--prefetches "none auto both"] [--gguf FILE]
 #
 # 1. tests/llama/gguf_synth writes a random Mixtral-shaped Q4_0 GGUF (llama.cpp's
 #    `llama` arch with 8 experts top-2; Llama-2 vocab), `vib3 convert` imports
@@ -30,12 +31,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd) || exit 1
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
 DIM=4096 LAYERS=10 FFN=14336 BUDGET=2G N=16 DIR=/tmp/vib3-scale KEEP=0 SKIP_LLAMA=0
+EVICTS="lru lfru" PREFETCHES="none auto both" GGUF_IN=
 while [ $# -gt 0 ]; do
     case "$1" in
         --dim) DIM=$2; shift 2 ;; --layers) LAYERS=$2; shift 2 ;; --ffn) FFN=$2; shift 2 ;;
         --budget) BUDGET=$2; shift 2 ;; -n) N=$2; shift 2 ;; --dir) DIR=$2; shift 2 ;;
         --keep) KEEP=1; shift ;; --skip-llama) SKIP_LLAMA=1; shift ;;
-        *) echo "usage: $0 [--dim D] [--layers L] [--ffn F] [--budget 2G] [-n N] [--dir DIR] [--keep] [--skip-llama]" >&2; exit 1 ;;
+        --evicts) EVICTS=$2; shift 2 ;; --prefetches) PREFETCHES=$2; shift 2 ;; --gguf) GGUF_IN=$2; shift 2 ;;
+        *) echo "usage: $0 [--dim D] [--layers L] [--ffn F] [--budget 2G] [-n N] [--dir DIR] [--keep] [--skip-llama] [--evicts \"lru lfru\"] [--prefetches \"none auto both\"] [--gguf FILE]" >&2; exit 1 ;;
     esac
 done
 case "$BUDGET" in
@@ -50,8 +53,8 @@ make -s BUILD="$BUILD" "$BUILD/vib3" "$BUILD/tools/storage_run" "$BUILD/tools/st
 BUILD=$BUILD sh tests/llama/build.sh >/dev/null || { echo "SKIP: llama.cpp peer unavailable"; exit 3; }
 mkdir -p "$DIR" "$BUILD/bench"
 OUT=$BUILD/bench/storage_scale.jsonl
-GGUF=$DIR/mixtral-d$DIM-l$LAYERS-f$FFN-q4_0.gguf
-V3=$DIR/mixtral-d$DIM-l$LAYERS-f$FFN.vib3
+GGUF=${GGUF_IN:-$DIR/mixtral-d$DIM-l$LAYERS-f$FFN-q4_0.gguf}
+V3=$DIR/$(basename "$GGUF" .gguf).vib3
 [ $KEEP -eq 1 ] || trap 'rm -f "$GGUF" "$V3"' EXIT
 
 if [ ! -f "$GGUF" ]; then
@@ -91,8 +94,8 @@ echo "$DISK"
 D=$(echo "$DISK" | python3 -c 'import json,sys; print(json.load(sys.stdin)["gb_s"])')
 
 echo "== vib3, --ram-budget $BUDGET, cgroup cap $CAP_B bytes"
-for ev in lru lfru; do
-    for pf in none both; do
+for ev in $EVICTS; do
+    for pf in $PREFETCHES; do
         drop_cache "$V3"
         in_cgroup "$CAP_B" "$BUILD/tools/storage_run" "$V3" --ram-budget "$BUDGET" --tokens "$N" --ctx 256 \
             --threads 2 --evict "$ev" --prefetch "$pf" --json > "$DIR/v.json" 2> "$DIR/v.err"

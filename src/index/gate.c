@@ -5,6 +5,7 @@
 
 #define GATE_WARMUP_EPOCHS 5u  /* on (cold caches: not counted), off, on, off, on */
 #define GATE_SWITCH_MARGIN 0.03 /* the other arm must be 3% faster to take over */
+#define GATE_EPOCH_NS 250e6    /* a slow model's epoch ends after this much decode time (>= 2 tokens) */
 
 void vib3_prefetch_gate_init(vib3_prefetch_gate *g, uint32_t epoch_tokens, uint32_t explore_every) {
     memset(g, 0, sizeof *g);
@@ -35,7 +36,8 @@ void vib3_prefetch_gate_token_end(vib3_prefetch_gate *g, uint64_t now_ns) {
     if (!g->t_begin || now_ns <= g->t_begin) return;
     g->epoch_ns += (double)(now_ns - g->t_begin);
     g->t_begin = 0;
-    if (++g->in_epoch < g->epoch_tokens) return;
+    /* an epoch is E tokens, or fewer on a slow model: at least 2 and GATE_EPOCH_NS of decode */
+    if (++g->in_epoch < g->epoch_tokens && (g->in_epoch < 2 || g->epoch_ns < GATE_EPOCH_NS)) return;
     double mean = g->epoch_ns / g->in_epoch;
     int a = g->arm;
     /* the first measurement sets the mean; later epochs weigh half (text and load drift) */

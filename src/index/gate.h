@@ -5,7 +5,8 @@
  * lowers the fault rate can still lower tokens/s (measured on tinymix and on
  * the scale model, docs/bench/storage.md). Whether it pays depends on the
  * model, the disk, the budget and the text, so `--prefetch auto` measures it:
- * decode time is split into epochs of E tokens; after one uncounted epoch
+ * decode time is split into epochs of E tokens (or, on a slow model, of at
+ * least 2 tokens and 250 ms, so a short generation still decides); after one uncounted epoch
  * (cold caches) four alternate hints off / on, then the faster arm is kept
  * and the other is re-measured for one epoch in every R (so a change of text
  * or load can flip it back; the other arm must be 3% faster to take over).

@@ -63,3 +63,16 @@ TEST(ignores_unpaired_ends) {
     CHECK_EQ_U64(g.epoch_tokens, 32);
     CHECK_EQ_U64(g.explore_every, 8);
 }
+
+TEST(slow_tokens_make_short_epochs) {
+    vib3_prefetch_gate g;
+    vib3_prefetch_gate_init(&g, 32, 8);
+    uint64_t clock = 1, n[2] = {0, 0};
+    drive(&g, &clock, 2, 400000000ull, 400000000ull, n); /* two 0.4 s tokens: one epoch */
+    CHECK_EQ_U64(g.epoch_no, 1);
+    drive(&g, &clock, 1, 400000000ull, 400000000ull, n); /* never an epoch of one token */
+    CHECK_EQ_U64(g.epoch_no, 1);
+    vib3_prefetch_gate_init(&g, 32, 8);
+    drive(&g, &clock, 5 * 2 + 2, 600000000ull, 300000000ull, n); /* warm-up done within 12 slow tokens */
+    CHECK(g.best == 0);
+}
