@@ -31,6 +31,7 @@
 #include "core/json.h"
 #include "runtime/chat.h"
 #include "runtime/tokenizer.h"
+#include "index/prefetch.h"
 #include "storage/pages.h"
 
 #define SSE_CHUNK_BYTES (64u << 10)
@@ -622,6 +623,31 @@ static enum MHD_Result send_metrics(vib3_server *s, struct MHD_Connection *c) {
     put(&o, "# TYPE vib3_page_faults_total counter\nvib3_page_faults_total %llu\n", (unsigned long long)ps.page_faults);
     put(&o, "# TYPE vib3_page_fault_rate gauge\nvib3_page_fault_rate %.6f\n", fault_rate);
     put(&o, "# TYPE vib3_page_bytes_read_total counter\nvib3_page_bytes_read_total %llu\n", (unsigned long long)ps.bytes_read);
+    put(&o, "# TYPE vib3_page_hits_total counter\nvib3_page_hits_total %llu\n", (unsigned long long)ps.page_hits);
+    put(&o, "# HELP vib3_expert_faults_total Experts (layer, expert, token) with at least one blocking page read.\n"
+            "# TYPE vib3_expert_faults_total counter\nvib3_expert_faults_total %llu\n"
+            "# TYPE vib3_expert_accesses_total counter\nvib3_expert_accesses_total %llu\n"
+            "# TYPE vib3_expert_fault_rate gauge\nvib3_expert_fault_rate %.6f\n",
+        (unsigned long long)ps.expert_faults, (unsigned long long)ps.expert_accesses, ps.expert_fault_rate);
+    put(&o, "# TYPE vib3_prefetch_issued_total counter\nvib3_prefetch_issued_total %llu\n"
+            "# TYPE vib3_prefetch_used_total counter\nvib3_prefetch_used_total %llu\n"
+            "# TYPE vib3_prefetch_precision gauge\nvib3_prefetch_precision %.6f\n"
+            "# TYPE vib3_prefetch_recall gauge\nvib3_prefetch_recall %.6f\n"
+            "# TYPE vib3_wasted_prefetch_bytes_total counter\nvib3_wasted_prefetch_bytes_total %llu\n"
+            "# TYPE vib3_bytes_read_per_token gauge\nvib3_bytes_read_per_token %.1f\n"
+            "# TYPE vib3_io_wait_ms_per_token gauge\nvib3_io_wait_ms_per_token %.6f\n",
+        (unsigned long long)ps.prefetch_issued, (unsigned long long)ps.prefetch_used, ps.prefetch_precision,
+        ps.prefetch_recall, (unsigned long long)ps.wasted_prefetch_bytes, ps.bytes_read_per_token,
+        ps.io_wait_ms_per_token);
+    struct vib3_prefetcher *pf = vib3_engine_prefetcher(s->e);
+    vib3_prefetch_stats fs;
+    if (pf) vib3_prefetcher_stats_get(pf, &fs);
+    put(&o, "# HELP vib3_tier_info The buffer manager's backend, eviction policy, prefetch mode and predictor.\n"
+            "# TYPE vib3_tier_info gauge\nvib3_tier_info{backend=\"%s\",evict=\"%s\",prefetch=\"%s\",predictor=\"%s\"} 1\n",
+        ps.backend, ps.evict, pf ? fs.mode : "none", pf ? fs.predictor : "none");
+    if (pf && fs.gated)
+        put(&o, "# HELP vib3_prefetch_auto_hints_on --prefetch auto: 1 while look-ahead hints are on.\n"
+                "# TYPE vib3_prefetch_auto_hints_on gauge\nvib3_prefetch_auto_hints_on %d\n", fs.gate_hints_on);
     put(&o, "# HELP vib3_tier_frames Page frames of the RAM tier.\n# TYPE vib3_tier_frames gauge\n"
             "vib3_tier_frames{tier=\"ram\",state=\"used\"} %llu\nvib3_tier_frames{tier=\"ram\",state=\"total\"} %llu\n",
         (unsigned long long)ps.frames_used, (unsigned long long)ps.frames_total);

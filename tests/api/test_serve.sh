@@ -74,6 +74,12 @@ assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"]
 PY
 expect 200 "metrics" $B/metrics
 grep -q '^vib3_time_to_first_token_seconds_bucket{le="+Inf"}' "$T/body" && grep -q '^vib3_page_fault_rate' "$T/body" && grep -q '^vib3_queue_depth' "$T/body" && ok || bad "metrics content"
+# the issue's tier metrics, each present once, and the policy/predictor labels
+for mname in vib3_page_hits_total vib3_expert_fault_rate vib3_prefetch_issued_total vib3_prefetch_used_total \
+    vib3_prefetch_recall vib3_bytes_read_per_token vib3_wasted_prefetch_bytes_total vib3_io_wait_ms_per_token; do
+    [ "$(grep -c "^$mname " "$T/body")" = 1 ] && ok || bad "metrics: $mname"
+done
+grep -q '^vib3_tier_info{backend="[a-z_]*",evict="[a-z]*",prefetch="[a-z]*",predictor="[a-z]*"} 1$' "$T/body" && ok || bad "metrics: vib3_tier_info $(grep tier_info "$T/body")"
 
 # --- bad input ----------------------------------------------------------------
 J='-H Content-Type:application/json'

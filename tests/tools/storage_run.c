@@ -416,18 +416,24 @@ int main(int argc, char **argv) {
                ",\"faults_lost\":%" PRIu64 ",\"faults_unpredicted\":%" PRIu64 ",\"faults_reapable\":%" PRIu64 ",\"bytes_read\":%" PRIu64
                ",\"bytes_read_per_token\":%.0f,\"wasted_prefetch_bytes\":%" PRIu64 ",\"io_wait_ms_per_token\":%.4f,"
                "\"checksum_errors\":%" PRIu64 ",\"io_errors\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"direct_io\":%d,"
-               "\"fixed_buffers\":%d},",
+               "\"fixed_buffers\":%d,\"expert_accesses\":%" PRIu64 ",\"expert_faults\":%" PRIu64
+               ",\"expert_fault_rate\":%.5f,\"prefetch_promoted\":%" PRIu64 ",\"prefetch_cancelled\":%" PRIu64
+               ",\"faults_queued\":%" PRIu64 "},",
                ps.backend, ps.evict, ps.prefetch, ps.frames_total, ps.frame_bytes, ps.frames_budget_bytes,
                ps.page_accesses, ps.page_hits, ps.page_faults, ps.fault_rate, ps.hit_rate, ps.prefetch_issued,
                ps.prefetch_used, ps.prefetch_late, ps.prefetch_dropped, ps.prefetch_precision, ps.prefetch_recall,
                ps.readahead_pages, ps.evictions, ps.faults_cold, ps.faults_capacity, ps.faults_inflight, ps.faults_late, ps.faults_lost,
                ps.faults_unpredicted, ps.faults_reapable, ps.bytes_read, ps.bytes_read_per_token, ps.wasted_prefetch_bytes,
-               ps.io_wait_ms_per_token, ps.checksum_errors, ps.io_errors, ps.tokens, ps.direct_io, ps.fixed_buffers);
+               ps.io_wait_ms_per_token, ps.checksum_errors, ps.io_errors, ps.tokens, ps.direct_io, ps.fixed_buffers,
+               ps.expert_accesses, ps.expert_faults, ps.expert_fault_rate, ps.prefetch_promoted, ps.prefetch_cancelled,
+               ps.faults_queued);
         printf("\"predictors\":{\"mode\":\"%s\",\"predictor\":\"%s\",\"probe_pairs\":%u,\"coact_precision\":%.4f,\"coact_recall\":%.4f,"
                "\"lookahead_precision\":%.4f,\"lookahead_recall\":%.4f,\"used_precision\":%.4f,\"used_recall\":%.4f,"
-               "\"hinted_precision\":%.4f,\"hinted_recall\":%.4f,\"experts_hinted\":%" PRIu64 "}}\n",
+               "\"hinted_precision\":%.4f,\"hinted_recall\":%.4f,\"experts_hinted\":%" PRIu64 ",\"auto_hints_on\":%d,"
+               "\"auto_epochs_on\":%" PRIu64 ",\"auto_epochs_off\":%" PRIu64 "}}\n",
                fs.mode, fs.predictor, fs.probe_pairs, fs.precision[0], fs.recall[0], fs.precision[1], fs.recall[1], fs.precision[2], fs.recall[2],
-               fs.hint_precision, fs.hint_recall, fs.experts_hinted);
+               fs.hint_precision, fs.hint_recall, fs.experts_hinted, fs.gated ? fs.gate_hints_on : -1, fs.gate_epochs[1],
+               fs.gate_epochs[0]);
     } else {
         printf("ids:");
         for (uint32_t i = 0; i < n_out; i++) printf(" %u", out[i]);
