@@ -282,14 +282,17 @@ static void print_stats(run_ctx *r, FILE *out) {
             vib3_format_size(m.dense_weight_bytes + m.expert_weight_bytes, w, sizeof w));
     vib3_pages_stats ps;
     vib3_pages_stats_get(vib3_engine_pages(r->e), &ps);
-    char rd[32];
+    char rd[32], experts[96] = "";
+    if (ps.expert_accesses) /* the frame backend counts them; mmap (everything resident) has no faults */
+        snprintf(experts, sizeof experts, "; experts: %llu of %llu uses blocked, %.2f%%",
+                 (unsigned long long)ps.expert_faults, (unsigned long long)ps.expert_accesses,
+                 100.0 * ps.expert_fault_rate);
     fprintf(out,
-            "expert pages: %s backend, evict %s, prefetch %s; %llu accesses, %llu hits, %llu faults (%.2f%%; experts %llu of %llu, %.2f%%); "
+            "expert pages: %s backend, evict %s, prefetch %s; %llu accesses, %llu hits, %llu faults (%.2f%%%s); "
             "prefetch %llu issued, %llu used (precision %.2f, recall %.2f); read %s (%.0f B/token), io wait "
             "%.3f ms/token\n",
             ps.backend, ps.evict, ps.prefetch, (unsigned long long)ps.page_accesses, (unsigned long long)ps.page_hits,
-            (unsigned long long)ps.page_faults, 100.0 * ps.fault_rate, (unsigned long long)ps.expert_faults,
-            (unsigned long long)ps.expert_accesses, 100.0 * ps.expert_fault_rate, (unsigned long long)ps.prefetch_issued,
+            (unsigned long long)ps.page_faults, 100.0 * ps.fault_rate, experts, (unsigned long long)ps.prefetch_issued,
             (unsigned long long)ps.prefetch_used, ps.prefetch_precision, ps.prefetch_recall,
             vib3_format_size(ps.bytes_read, rd, sizeof rd), ps.bytes_read_per_token, ps.io_wait_ms_per_token);
     struct vib3_prefetcher *pf = vib3_engine_prefetcher(r->e);
@@ -298,7 +301,7 @@ static void print_stats(run_ctx *r, FILE *out) {
         vib3_prefetcher_stats_get(pf, &fs);
         fprintf(out, "predictor: %s (%s%s), look-ahead accuracy layer l+1 precision %.2f recall %.2f\n", fs.mode,
                 fs.predictor, fs.probe_pairs ? ", the file's PRED probes" : "", fs.precision[1], fs.recall[1]);
-        if (fs.gated)
+        if (fs.gated && strcmp(ps.backend, "mmap") != 0 && fs.gate_epochs[0] + fs.gate_epochs[1] > 0)
             fprintf(out, "auto: hints %s now; decode token (MoE layers) %.3f ms with hints over %llu epochs, %.3f ms "
                     "without over %llu\n", fs.gate_hints_on ? "on" : "off", fs.gate_token_ms[1],
                     (unsigned long long)fs.gate_epochs[1], fs.gate_token_ms[0], (unsigned long long)fs.gate_epochs[0]);
