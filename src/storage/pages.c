@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,6 +146,7 @@ struct vib3_pages {
     int direct;
     struct io_uring ring;
     int ring_ok, fixed_buffers;
+    int cq_efd, cq_efd_ok;          /* eventfd the ring signals per completion: the completion thread's doorbell */
     uint64_t reg_chunk_bytes;       /* registered buffer i covers [i*chunk, (i+1)*chunk) */
     uint32_t reg_count;
     pthread_t threads[IO_PREAD_THREADS_MAX];
@@ -542,13 +544,23 @@ static void uring_reap_locked(vib3_pages *p) {
     }
 }
 
+/* Waits on the ring's eventfd, so no ring memory is touched outside the lock
+ * (io_uring_wait_cqe would read the CQ head while an acquirer advances it);
+ * without an eventfd, io_uring_wait_cqe as the doorbell (a benign racy read). */
 static void *uring_thread(void *arg) {
     vib3_pages *p = arg;
     for (;;) {
-        struct io_uring_cqe *cqe;
-        int rc = io_uring_wait_cqe(&p->ring, &cqe); /* doorbell only: cqe is read under the lock */
-        if (rc == -EINTR || rc == -EAGAIN) continue;
-        if (rc < 0) break;
+        if (p->cq_efd_ok) {
+            uint64_t v;
+            ssize_t n = read(p->cq_efd, &v, sizeof v);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (n < 0) break;
+        } else {
+            struct io_uring_cqe *cqe;
+            int rc = io_uring_wait_cqe(&p->ring, &cqe); /* doorbell only: cqe is read under the lock */
+            if (rc == -EINTR || rc == -EAGAIN) continue;
+            if (rc < 0) break;
+        }
         pthread_mutex_lock(&p->mu);
         uring_reap_locked(p);
         int stop = p->wake_seen;
@@ -1150,6 +1162,12 @@ static vib3_err io_setup(vib3_pages *p, const vib3_config *cfg, uint32_t qd) {
             p->fixed_buffers = io_uring_register_buffers(&p->ring, iov, (unsigned)chunks) == 0;
             p->reg_count = (uint32_t)chunks;
         }
+        p->cq_efd = eventfd(0, EFD_CLOEXEC);
+        p->cq_efd_ok = p->cq_efd >= 0;
+        if (p->cq_efd_ok && io_uring_register_eventfd(&p->ring, p->cq_efd) != 0) {
+            close(p->cq_efd);
+            p->cq_efd_ok = 0;
+        }
         if (pthread_create(&p->threads[0], NULL, uring_thread, p) != 0)
             return vib3_err_set(VIB3_ERR_NOMEM, "%s: cannot start the io_uring completion thread", f->path);
         p->n_threads = 1;
@@ -1453,6 +1471,8 @@ void vib3_pages_close(vib3_pages *p) {
         io_uring_queue_exit(&p->ring);
         p->ring_ok = 0;
     }
+    if (p->cq_efd_ok) close(p->cq_efd);
+    p->cq_efd_ok = 0;
     if (p->fd >= 0) close(p->fd);
     p->fd = -1;
     if (p->trace) fclose(p->trace);
