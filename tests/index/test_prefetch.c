@@ -6,26 +6,17 @@
 #include <unistd.h>
 
 #include "index/prefetch.h"
-#include "tests/format/fixture.h"
+#include "tests/storage/open_fixture.h"
 #include "tests/test.h"
 
 static const fixture_opts opts = {4, 8, 64, 128, 32, 32, VIB3_DTYPE_Q4_0, 3};
-static char path[1024];
 static vib3_arena arena;
 static vib3_file file;
 static int have_file;
 
 static const vib3_file *fixture(void) {
-    if (!have_file) {
-        snprintf(path, sizeof path, "%s/prefetch.vib3", vib3_test_tmpdir());
-        if (fixture_write(path, &opts) != 0 || vib3_arena_init(&arena, 64u << 20, "test", 0) != 0 ||
-            vib3_file_open(&file, path, &arena, 0) != 0) {
-            fprintf(stderr, "fixture: %s\n", vib3_err_msg());
-            return NULL;
-        }
-        have_file = 1;
-    }
-    return &file;
+    if (!have_file) have_file = fixture_open_tmp(&opts, "prefetch.vib3", &arena, &file) == 0;
+    return have_file ? &file : NULL;
 }
 
 static void cfg_for(vib3_config *c, const char *mode) {

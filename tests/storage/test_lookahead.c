@@ -17,27 +17,18 @@
 
 #include "index/prefetch.h"
 #include "storage/pages.h"
-#include "tests/format/fixture.h"
+#include "tests/storage/open_fixture.h"
 #include "tests/test.h"
 
 /* 4 layers x 8 experts x 8 pages of 32 Q4_0 neurons (frames of 4096 bytes) = 256 pages */
 static const fixture_opts opts = {4, 8, 64, 256, 32, 32, VIB3_DTYPE_Q4_0, 11};
-static char path[1024];
 static vib3_arena arena;
 static vib3_file file;
 static int have_file;
 
 static const vib3_file *fixture(void) {
-    if (!have_file) {
-        snprintf(path, sizeof path, "%s/lookahead.vib3", vib3_test_tmpdir());
-        if (fixture_write(path, &opts) != 0 || vib3_arena_init(&arena, 64u << 20, "test", 0) != 0 ||
-            vib3_file_open(&file, path, &arena, 0) != 0) {
-            fprintf(stderr, "fixture: %s\n", vib3_err_msg());
-            return NULL;
-        }
-        have_file = 1;
-    }
-    return &file;
+    if (!have_file) have_file = fixture_open_tmp(&opts, "lookahead.vib3", &arena, &file) == 0;
+    return have_file ? &file : NULL;
 }
 
 static void cfg_for(vib3_config *c, const char *mode) {

@@ -9,31 +9,18 @@
 
 #include "core/fault.h"
 #include "storage/pages.h"
-#include "tests/format/fixture.h"
+#include "tests/storage/open_fixture.h"
 #include "tests/test.h"
 
 /* 4 layers x 8 experts x 8 pages of 32 Q4_0 neurons (3456 bytes -> 4096 frames) = 256 pages */
 static const fixture_opts opts = {4, 8, 64, 256, 32, 32, VIB3_DTYPE_Q4_0, 7};
-static char path[1024];
 static vib3_arena arena;
 static vib3_file file;
 static int have_file;
 
 static const vib3_file *fixture(void) {
-    if (!have_file) {
-        snprintf(path, sizeof path, "%s/pages.vib3", vib3_test_tmpdir());
-        if (fixture_write(path, &opts) != 0) {
-            fprintf(stderr, "fixture_write: %s\n", vib3_err_msg());
-            return NULL;
-        }
-        if (vib3_arena_init(&arena, 64u << 20, "test", 0) != 0) return NULL;
-        if (vib3_file_open(&file, path, &arena, 0) != 0) {
-            fprintf(stderr, "open: %s\n", vib3_err_msg());
-            return NULL;
-        }
-        have_file = 1;
-    }
-    return &file;
+    if (!have_file) have_file = fixture_open_tmp(&opts, "pages.vib3", &arena, &file) == 0;
+    return have_file ? &file : NULL;
 }
 
 static void test_cfg(vib3_config *c, const char *evict, int uring) {
@@ -179,8 +166,8 @@ TEST(checksum_corruption) {
     if (!f) SKIP("no fixture");
     char bad[1100];
     snprintf(bad, sizeof bad, "%s/corrupt.vib3", vib3_test_tmpdir());
-    char cmd[2300];
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, bad);
+    char cmd[2600];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", f->path, bad);
     CHECK(system(cmd) == 0);
     const uint64_t victim = 77;
     FILE *fp = fopen(bad, "r+b");
