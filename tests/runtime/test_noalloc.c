@@ -7,7 +7,9 @@
  * sample (temperature + top-k + top-p + min-p + repeat penalty) and a
  * streamed piece, a batched decode of two sequences, reset and re-prefill —
  * the count must be zero, for F32 pages and Q4_0 pages (Q8_0 activations),
- * with a 2-thread pool.
+ * with a 2-thread pool; and on the frame backend at half the expert bytes
+ * (io_uring reads, evictions, look-ahead hints from the file's probes, the
+ * auto gate) with 64-neuron pages.
  */
 #include <stdatomic.h>
 #include <stddef.h>
@@ -21,7 +23,9 @@
 
 #include "tests/alloc_count.h"
 
-static void check_model(int dtype, const char *tag) {
+/* prefetch NULL: the defaults (the model fits: mmap backend); else the frame backend at half the
+ * expert bytes with that predictor (reads, hints, probes, evictions on the token path) */
+static void check_model(int dtype, const char *tag, const char *prefetch) {
     const char *src = vib3_test_model_path("tinymix-brown");
     if (!src) SKIP("tinymix-brown not available");
     char path[700];
@@ -32,12 +36,20 @@ static void check_model(int dtype, const char *tag) {
     o.expert_dtype = dtype;
     o.threads = 2;
     o.quiet = true;
+    if (prefetch) o.page_neurons = 64;
     CHECK_OK(vib3_convert(&o));
     vib3_config cfg;
     vib3_config_defaults(&cfg);
+    if (prefetch) {
+        snprintf(cfg.prefetch, sizeof cfg.prefetch, "%s", prefetch);
+        setenv("VIB3_EXPERT_BUDGET", "50%", 1);
+        setenv("VIB3_PAGES_BACKEND", "frames", 1);
+    }
     vib3_engine_params ep = {.n_seq = 2, .ctx_size = 128, .batch_size = 16, .threads = 2};
     vib3_engine *e = NULL;
     CHECK_OK(vib3_engine_open(&e, path, &cfg, &ep));
+    unsetenv("VIB3_EXPERT_BUDGET");
+    unsetenv("VIB3_PAGES_BACKEND");
     if (!e) return;
     vib3_tokenizer *tok = vib3_engine_tokenizer(e);
     CHECK(tok != NULL);
@@ -80,11 +92,19 @@ static void check_model(int dtype, const char *tag) {
     CHECK_OK(rc);
     long n = atomic_load(&alloc_count);
     CHECK_MSG(n == 0, "%s: %ld allocations on the token path", tag, n);
+    if (prefetch) { /* the frame path really ran */
+        vib3_pages_stats ps;
+        vib3_pages_stats_get(vib3_engine_pages(e), &ps);
+        CHECK_STR(ps.backend, "io_uring");
+        CHECK(ps.page_faults > 0 && ps.evictions > 0 && ps.prefetch_issued > 0);
+    }
     printf("    %s: %ld allocations during prefill(40) + 32 x (sample + decode) + batched decode\n", tag, n);
     vib3_seq_release(s);
     vib3_seq_release(s2);
     vib3_engine_close(e);
 }
 
-TEST(noalloc_f32_pages) { check_model(VIB3_DTYPE_F32, "noalloc-f32"); }
-TEST(noalloc_q4_pages) { check_model(VIB3_DTYPE_Q4_0, "noalloc-q4"); }
+TEST(noalloc_f32_pages) { check_model(VIB3_DTYPE_F32, "noalloc-f32", NULL); }
+TEST(noalloc_q4_pages) { check_model(VIB3_DTYPE_Q4_0, "noalloc-q4", NULL); }
+TEST(noalloc_q4_frames_lookahead) { check_model(VIB3_DTYPE_Q4_0, "noalloc-q4-frames", "lookahead"); }
+TEST(noalloc_q4_frames_auto) { check_model(VIB3_DTYPE_Q4_0, "noalloc-q4-frames-auto", "auto"); }
