@@ -18,6 +18,11 @@ static const double k_lambdas_big[] = {1e-3, 1e-2, 0.1}; /* hidden > 1024: a thi
 
 struct vib3_probe_fit {
     uint32_t L, E, H, D, depth, n_pairs;
+    uint32_t F;           /* features: H, or the sketch size r (z = [S x, 1], D = F + 1) */
+    float *S;             /* sketch: (F, H) random +-1/sqrt(F) rows, NULL = z = [x, 1] */
+    float *fring;         /* sketch: (depth + 1, PROBE_WINDOW_MAX, F) S x of the ring's inputs */
+    float *res;           /* sketch: (PROBE_WINDOW_MAX, E) residual targets y - prior of one pair */
+    float *xr;            /* sketch: (H) re-weighted input */
     int prior;            /* shrink towards the look-ahead router (softmax routers) */
     int sigmoid;          /* selection scores are sigmoid(logit) + bias */
     float *router;        /* (L, E, H) */
@@ -65,6 +70,7 @@ void vib3_probe_fit_free(vib3_probe_fit *p) {
     free(p->router), free(p->bias), free(p->norm), free(p->has), free(p->rows), free(p->ring), free(p->y);
     for (int s = 0; s < 2; s++) free(p->M[s]), free(p->C[s]);
     free(p->W), free(p->b), free(p->lam), free(p->pair_rows);
+    free(p->S), free(p->fring), free(p->res), free(p->xr);
     free(p);
 }
 
@@ -73,21 +79,28 @@ static vib3_err fit_alloc(vib3_probe_fit **out, uint32_t L, uint32_t E, uint32_t
                           uint64_t mem_bytes, char *note, size_t note_cap) {
     *out = NULL;
     if (!E || L < 2) return snprintf(note, note_cap, "none (not a MoE model)"), VIB3_OK;
-    if (H > VIB3_PROBE_HIDDEN_MAX)
-        return snprintf(note, note_cap, "none (hidden %u > %u)", H, VIB3_PROBE_HIDDEN_MAX), VIB3_OK;
+    /* above VIB3_PROBE_HIDDEN_MAX (or VIB3_PROBE_SKETCH=r, a study switch) the fit runs on a random
+     * sketch S x of r features and learns a correction of the look-ahead router (probe.h) */
+    const char *sk = getenv("VIB3_PROBE_SKETCH");
+    uint32_t F = sk && *sk && atoi(sk) > 0 ? (uint32_t)atoi(sk) : H > VIB3_PROBE_HIDDEN_MAX ? VIB3_PROBE_SKETCH_DIM : H;
+    if (F > H) F = H;
+    if (F < H && (sigmoid || H > VIB3_PROBE_SKETCH_HIDDEN_MAX))
+        return snprintf(note, note_cap, "none (hidden %u%s)", H, sigmoid ? ", sigmoid router" : " too large"), VIB3_OK;
     if (depth < 1) depth = 1;
     if (depth > L) depth = L;
     if (depth > 8) depth = 8;
-    uint64_t D = (uint64_t)H + 1, P = (uint64_t)L * depth;
+    uint64_t D = (uint64_t)F + 1, P = (uint64_t)L * depth;
     uint64_t need = 2 * 8 * (L * D * D + P * D * E) + 4 * ((uint64_t)L * E * H + P * E * H) +
-                    4 * ((uint64_t)(depth + 1) * PROBE_WINDOW_MAX * H + (uint64_t)L * PROBE_WINDOW_MAX * E);
+                    4 * ((uint64_t)(depth + 1) * PROBE_WINDOW_MAX * (H + (F < H ? F : 0)) +
+                         (uint64_t)L * PROBE_WINDOW_MAX * E) +
+                    (F < H ? 4 * (uint64_t)F * H : 0);
     if (need > mem_bytes)
         return snprintf(note, note_cap, "none (moments need %llu MiB > %llu MiB)", (unsigned long long)(need >> 20),
                         (unsigned long long)(mem_bytes >> 20)),
                VIB3_OK;
     vib3_probe_fit *p = calloc(1, sizeof *p);
     if (!p) return vib3_err_set(VIB3_ERR_NOMEM, "probes: %zu bytes", sizeof *p);
-    p->L = L, p->E = E, p->H = H, p->D = (uint32_t)D, p->depth = depth, p->n_pairs = (uint32_t)P;
+    p->L = L, p->E = E, p->H = H, p->F = F, p->D = (uint32_t)D, p->depth = depth, p->n_pairs = (uint32_t)P;
     p->sigmoid = sigmoid;
     p->prior = !p->sigmoid;
     p->router = malloc((size_t)L * E * H * sizeof(float));
@@ -109,6 +122,22 @@ static vib3_err fit_alloc(vib3_probe_fit **out, uint32_t L, uint32_t E, uint32_t
         !p->C[0] || !p->C[1] || !p->W || !p->b || !p->lam || !p->pair_rows) {
         vib3_probe_fit_free(p);
         return vib3_err_set(VIB3_ERR_NOMEM, "probes: %llu bytes", (unsigned long long)need);
+    }
+    if (F < H) {
+        p->S = malloc((size_t)F * H * sizeof(float));
+        p->fring = malloc((size_t)(depth + 1) * PROBE_WINDOW_MAX * F * sizeof(float));
+        p->res = malloc((size_t)PROBE_WINDOW_MAX * E * sizeof(float));
+        p->xr = malloc((size_t)H * sizeof(float));
+        if (!p->S || !p->fring || !p->res || !p->xr) {
+            vib3_probe_fit_free(p);
+            return vib3_err_set(VIB3_ERR_NOMEM, "probes: sketch of %u x %u", F, H);
+        }
+        uint64_t seed = 0x5eed5ce7c4ull; /* fixed: the fit is deterministic */
+        float a = 1.0f / sqrtf((float)F);
+        for (size_t i = 0; i < (size_t)F * H; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            p->S[i] = (seed >> 63) ? a : -a;
+        }
     }
     for (uint32_t i = 0; i < P; i++) p->lam[i] = -1;
     for (size_t i = 0; i < (size_t)L * H; i++) p->norm[i] = 1.0f;
@@ -182,9 +211,9 @@ static uint32_t pair_target(const vib3_probe_fit *p, uint32_t i, uint32_t *next)
     return *next ? t - p->L : t;
 }
 
-/* C += sum_r z_src(r) y(r + shift)^T over r < n - 1 */
+/* C += sum_r z_src(r) y(r + shift)^T over r < n - 1 (xs: F features per row) */
 static void add_cross(const vib3_probe_fit *p, double *C, const float *xs, const float *ys, uint32_t n, uint32_t shift) {
-    uint32_t H = p->H, E = p->E;
+    uint32_t H = p->F, E = p->E;
     for (uint32_t r = 0; r + 1 < n; r++) {
         const float *x = xs + (size_t)r * H, *y = ys + (size_t)(r + shift) * E;
         for (uint32_t i = 0; i < H; i++) {
@@ -193,6 +222,31 @@ static void add_cross(const vib3_probe_fit *p, double *C, const float *xs, const
         }
         for (uint32_t e = 0; e < E; e++) C[(size_t)H * E + e] += y[e];
     }
+}
+
+/* sketch: out (E) = the look-ahead router's selection scores of target t from source src's input x
+ * (R_t (x * w_t / w_src) + bias_t: the prior the fit corrects; softmax routers only) */
+static void prior_apply(const vib3_probe_fit *p, uint32_t src, uint32_t t, const float *x, float *out) {
+    uint32_t H = p->H, E = p->E;
+    const float *R = p->router + (size_t)t * E * H, *ws = p->norm + (size_t)src * H, *wt = p->norm + (size_t)t * H;
+    for (uint32_t j = 0; j < H; j++) p->xr[j] = fabsf(ws[j]) > 1e-12f ? x[j] * (wt[j] / ws[j]) : 0.0f;
+    for (uint32_t e = 0; e < E; e++) {
+        double v = 0;
+        for (uint32_t j = 0; j < H; j++) v += (double)R[(size_t)e * H + j] * p->xr[j];
+        out[e] = (float)(v + p->bias[(size_t)t * E + e]);
+    }
+}
+
+/* sketch: C += z_f(src rows) (y(rows + shift) - prior(src -> t))^T */
+static void add_cross_residual(vib3_probe_fit *p, double *C, uint32_t src, uint32_t t, const float *xs, const float *fs,
+                               const float *ys, uint32_t n, uint32_t shift) {
+    uint32_t H = p->H, E = p->E;
+    for (uint32_t r = 0; r + 1 < n; r++) {
+        float *res = p->res + (size_t)r * E;
+        prior_apply(p, src, t, xs + (size_t)r * H, res);
+        for (uint32_t e = 0; e < E; e++) res[e] = ys[(size_t)(r + shift) * E + e] - res[e];
+    }
+    add_cross(p, C, fs, p->res, n, 0);
 }
 
 void vib3_probe_fit_rows(vib3_probe_fit *p, uint32_t layer, const float *x, uint32_t n_rows) {
@@ -212,26 +266,44 @@ void vib3_probe_fit_rows(vib3_probe_fit *p, uint32_t layer, const float *x, uint
         }
     float *ring = p->ring + (size_t)(layer % (p->depth + 1)) * PROBE_WINDOW_MAX * H;
     memcpy(ring, x, (size_t)n * H * sizeof(float));
+    uint32_t F = p->F;
+    const float *fx = x; /* the features of this layer's rows */
+    if (p->S) {
+        float *f = p->fring + (size_t)(layer % (p->depth + 1)) * PROBE_WINDOW_MAX * F;
+        for (uint32_t r = 0; r < n; r++)
+            for (uint32_t k = 0; k < F; k++) {
+                const float *sk = p->S + (size_t)k * H, *xr = x + (size_t)r * H;
+                float v = 0;
+                for (uint32_t j = 0; j < H; j++) v += sk[j] * xr[j];
+                f[(size_t)r * F + k] = v;
+            }
+        fx = f;
+    }
     if (layer == p->first) p->tokens += n;
     if (n < 2) return;
-    /* second moments of this source layer (lower triangle) */
+    /* second moments of this source layer's features (lower triangle) */
     double *M = p->M[s] + (size_t)layer * D * D;
     for (uint32_t r = 0; r + 1 < n; r++) {
-        const float *xr = x + (size_t)r * H;
-        for (uint32_t i = 0; i < H; i++) {
+        const float *xr = fx + (size_t)r * F;
+        for (uint32_t i = 0; i < F; i++) {
             double xi = xr[i], *row = M + (size_t)i * D;
             for (uint32_t j = 0; j <= i; j++) row[j] += xi * xr[j];
         }
-        double *last = M + (size_t)H * D;
-        for (uint32_t j = 0; j < H; j++) last[j] += xr[j];
-        last[H] += 1;
+        double *last = M + (size_t)F * D;
+        for (uint32_t j = 0; j < F; j++) last[j] += xr[j];
+        last[F] += 1;
     }
     /* same-token pairs ending here: sources layer - d, their inputs in the ring */
     for (uint32_t d = 1; d <= p->depth && d <= layer; d++) {
         uint32_t src = layer - d;
         if (!p->has[src] || p->rows[src] != n) continue;
         const float *xs = p->ring + (size_t)(src % (p->depth + 1)) * PROBE_WINDOW_MAX * H;
-        add_cross(p, p->C[s] + (size_t)pair_of(p, src, d) * D * E, xs, y, n, 0);
+        double *C = p->C[s] + (size_t)pair_of(p, src, d) * D * E;
+        if (p->S)
+            add_cross_residual(p, C, src, layer, xs, p->fring + (size_t)(src % (p->depth + 1)) * PROBE_WINDOW_MAX * F,
+                               y, n, 0);
+        else
+            add_cross(p, C, xs, y, n, 0);
         p->pair_rows[pair_of(p, src, d)] += n - 1;
     }
     /* wrap pairs starting here: the next token's layer t (< layer, already seen in this window) */
@@ -239,7 +311,10 @@ void vib3_probe_fit_rows(vib3_probe_fit *p, uint32_t layer, const float *x, uint
         if (layer + d < p->L) continue;
         uint32_t t = layer + d - p->L;
         if (t >= layer || !p->has[t] || p->rows[t] != n) continue;
-        add_cross(p, p->C[s] + (size_t)pair_of(p, layer, d) * D * E, x, p->y + (size_t)t * PROBE_WINDOW_MAX * E, n, 1);
+        double *C = p->C[s] + (size_t)pair_of(p, layer, d) * D * E;
+        const float *yt = p->y + (size_t)t * PROBE_WINDOW_MAX * E;
+        if (p->S) add_cross_residual(p, C, layer, t, x, fx, yt, n, 1);
+        else add_cross(p, C, x, yt, n, 1);
         p->pair_rows[pair_of(p, layer, d)] += n - 1;
     }
 }
@@ -282,13 +357,13 @@ static void chol_solve(const double *L, double *B, uint32_t n, uint32_t m) {
 /* the absolute ridge strength for lam_rel: relative to the mean input power of M's x block */
 static double lam_abs(const vib3_probe_fit *p, const double *M, double lam_rel) {
     double tr = 0;
-    for (uint32_t i = 0; i < p->H; i++) tr += M[(size_t)i * p->D + i];
-    return lam_rel * (tr > 0 ? tr / p->H : 1.0) + 1e-12;
+    for (uint32_t i = 0; i < p->F; i++) tr += M[(size_t)i * p->D + i];
+    return lam_rel * (tr > 0 ? tr / p->F : 1.0) + 1e-12;
 }
 
 /* A = M + lam I_x (M lower triangle -> full), factored; 0 when not SPD */
 static int factor(const vib3_probe_fit *p, const double *M, double lam, double *A) {
-    uint32_t D = p->D, H = p->H;
+    uint32_t D = p->D, H = p->F;
     for (uint32_t i = 0; i < D; i++)
         for (uint32_t j = 0; j <= i; j++) A[(size_t)i * D + j] = A[(size_t)j * D + i] = M[(size_t)i * D + j];
     for (uint32_t i = 0; i < H; i++) A[(size_t)i * D + i] += lam;
@@ -298,7 +373,7 @@ static int factor(const vib3_probe_fit *p, const double *M, double lam, double *
 
 /* W (D, E) = A^-1 (C + lam W0) with A factored for lam */
 static void ridge_solve(const vib3_probe_fit *p, const double *A, const double *C, const double *W0, double lam, double *W) {
-    uint32_t D = p->D, H = p->H, E = p->E;
+    uint32_t D = p->D, H = p->F, E = p->E;
     memcpy(W, C, (size_t)D * E * sizeof(double));
     if (W0)
         for (uint32_t i = 0; i < H; i++)
@@ -343,7 +418,8 @@ vib3_err vib3_probe_fit_solve(vib3_probe_fit *p) {
     const double *grid = H > 1024 ? k_lambdas_big : k_lambdas;
     size_t n_lam = H > 1024 ? sizeof k_lambdas_big / sizeof k_lambdas_big[0] : sizeof k_lambdas / sizeof k_lambdas[0];
     double *A = malloc((size_t)D * D * sizeof(double)), *W = malloc((size_t)D * E * sizeof(double));
-    double *W0 = malloc((size_t)depth * D * E * sizeof(double)), *Mall = malloc((size_t)D * D * sizeof(double));
+    /* the priors are (H + 1, E) also with a sketch (D = F + 1 there) */
+    double *W0 = malloc((size_t)depth * (H + 1) * E * sizeof(double)), *Mall = malloc((size_t)D * D * sizeof(double));
     double *Call = malloc((size_t)D * E * sizeof(double)), *best = malloc(depth * sizeof(double));
     if (!A || !W || !W0 || !Mall || !Call || !best) {
         free(A), free(W), free(W0), free(Mall), free(Call), free(best);
@@ -356,7 +432,7 @@ vib3_err vib3_probe_fit_solve(vib3_probe_fit *p) {
             uint32_t i = src * depth + d, next, t = pair_target(p, i, &next);
             best[d] = INFINITY;
             if (!p->has[src] || !p->has[t] || p->pair_rows[i] < 2 * (uint64_t)D) continue; /* too few rows to fit */
-            prior_of(p, src, t, W0 + (size_t)d * D * E);
+            prior_of(p, src, t, W0 + (size_t)d * (H + 1) * E);
             want |= 1u << d;
         }
         if (!want) continue;
@@ -367,7 +443,9 @@ vib3_err vib3_probe_fit_solve(vib3_probe_fit *p) {
             for (uint32_t d = 0; d < depth; d++) {
                 if (!(want >> d & 1)) continue;
                 uint32_t i = src * depth + d;
-                ridge_solve(p, A, p->C[0] + (size_t)i * D * E, p->prior ? W0 + (size_t)d * D * E : NULL, lam, W);
+                /* a sketch fits the residual of the prior, towards 0 */
+                ridge_solve(p, A, p->C[0] + (size_t)i * D * E, p->prior && !p->S ? W0 + (size_t)d * (H + 1) * E : NULL,
+                            lam, W);
                 double err = have_val ? val_error(p, Mv, p->C[1] + (size_t)i * D * E, W) : 0;
                 if (p->lam[i] < 0 || err < best[d]) best[d] = err, p->lam[i] = (float)grid[q];
             }
@@ -384,11 +462,24 @@ vib3_err vib3_probe_fit_solve(vib3_probe_fit *p) {
                 p->lam[i] = -1;
                 continue;
             }
-            ridge_solve(p, A, Call, p->prior ? W0 + (size_t)d * D * E : NULL, lam, W);
+            const double *w0 = W0 + (size_t)d * (H + 1) * E;
+            ridge_solve(p, A, Call, p->prior && !p->S ? w0 : NULL, lam, W);
             float *Wo = p->W + (size_t)i * E * H, *bo = p->b + (size_t)i * E;
-            for (uint32_t e = 0; e < E; e++) {
-                for (uint32_t j = 0; j < H; j++) Wo[(size_t)e * H + j] = (float)W[(size_t)j * E + e];
-                bo[e] = (float)W[(size_t)H * E + e];
+            if (p->S) { /* W = prior + correction S^T V */
+                uint32_t F = p->F;
+                for (uint32_t e = 0; e < E; e++) {
+                    for (uint32_t j = 0; j < H; j++) {
+                        double v = w0[(size_t)j * E + e];
+                        for (uint32_t k = 0; k < F; k++) v += (double)p->S[(size_t)k * H + j] * W[(size_t)k * E + e];
+                        Wo[(size_t)e * H + j] = (float)v;
+                    }
+                    bo[e] = (float)(w0[(size_t)H * E + e] + W[(size_t)F * E + e]);
+                }
+            } else {
+                for (uint32_t e = 0; e < E; e++) {
+                    for (uint32_t j = 0; j < H; j++) Wo[(size_t)e * H + j] = (float)W[(size_t)j * E + e];
+                    bo[e] = (float)W[(size_t)H * E + e];
+                }
             }
         }
     }

@@ -162,6 +162,57 @@ TEST(probe_recovers_linear_routing) {
     vib3_probe_fit_free(p);
 }
 
+/* recall of the 0 -> 1 probe's 3 guesses for layer 1's top-2 on fresh tokens (router = NULL: the fit's) */
+static double recall_0_to_1(synth *m, vib3_probe_fit *p, int router) {
+    const float *W, *b;
+    uint32_t src, tgt, next, hit = 0, total = 0;
+    float lam, x[SL * SH], s[SE];
+    if (vib3_probe_fit_get(p, 0, &src, &tgt, &next, &W, &b, &lam)) return -1;
+    uint64_t keep = m->seed;
+    m->seed = 99; /* the same fresh tokens for every caller */
+    for (int t = 0; t < 400; t++) {
+        synth_token(m, NULL, x);
+        uint32_t truth[2], g[3];
+        matvec(m->R[1], x + SH, s, SE, SH);
+        top_n(s, SE, 2, truth);
+        if (router) {
+            matvec(m->R[1], x, s, SE, SH);
+        } else {
+            matvec(W, x, s, SE, SH);
+            for (uint32_t e = 0; e < SE; e++) s[e] += b[e];
+        }
+        top_n(s, SE, 3, g);
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 3; j++) hit += truth[i] == g[j];
+        total += 2;
+    }
+    m->seed = keep;
+    return (double)hit / total;
+}
+
+/* above VIB3_PROBE_HIDDEN_MAX the fit runs on a random sketch of the input and corrects the
+ * router look-ahead: better than the router, not better than the full fit (VIB3_PROBE_SKETCH
+ * forces it on the 32-wide synthetic model) */
+TEST(sketched_probe_corrects_the_router) {
+    static synth m;
+    synth_init(&m, 7);
+    vib3_probe_fit *full = synth_fit(&m, 25, 64);
+    synth_init(&m, 7);
+    setenv("VIB3_PROBE_SKETCH", "16", 1);
+    vib3_probe_fit *half = synth_fit(&m, 25, 64);
+    unsetenv("VIB3_PROBE_SKETCH");
+    CHECK(full != NULL && half != NULL);
+    if (!full || !half) return;
+    CHECK_EQ_U64(vib3_probe_fit_pairs(half), SL * 2);
+    double r_full = recall_0_to_1(&m, full, 0), r_half = recall_0_to_1(&m, half, 0), r_router = recall_0_to_1(&m, full, 1);
+    CHECK_MSG(r_half > r_router + 0.05, "sketch recall %.3f vs router %.3f", r_half, r_router);
+    CHECK_MSG(r_half <= r_full + 0.01, "sketch recall %.3f vs full fit %.3f", r_half, r_full);
+    printf("    recall 0 -> 1 at 3 guesses: router %.3f, sketch (16 of 32 features) %.3f, full %.3f\n", r_router, r_half,
+           r_full);
+    vib3_probe_fit_free(full);
+    vib3_probe_fit_free(half);
+}
+
 /* ---- a PRED section on a fixture file --------------------------------------------------- */
 static const fixture_opts fopts = {4, 8, 64, 32, 32, 32, VIB3_DTYPE_Q4_0, 3};
 
