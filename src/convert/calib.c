@@ -189,8 +189,11 @@ vib3_err vib3_calib_run(const char *vib3_path, const char *text_path, uint32_t t
     }
     if (!e && c->probe) {
         e = vib3_probe_fit_solve(c->probe);
-        snprintf(c->probe_note, sizeof c->probe_note, "%u pairs from %llu tokens", vib3_probe_fit_pairs(c->probe),
-                 (unsigned long long)vib3_probe_fit_tokens(c->probe));
+        uint32_t feat = vib3_probe_fit_features(c->probe);
+        char sk[40] = "";
+        if (feat < vib3_engine_file(eng)->config->hidden_size) snprintf(sk, sizeof sk, ", sketch of %u features", feat);
+        snprintf(c->probe_note, sizeof c->probe_note, "%u pairs from %llu tokens%s", vib3_probe_fit_pairs(c->probe),
+                 (unsigned long long)vib3_probe_fit_tokens(c->probe), sk);
     }
     vib3_seq_release(s);
     vib3_engine_set_moe_hook(eng, NULL, NULL);

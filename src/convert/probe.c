@@ -436,7 +436,7 @@ vib3_err vib3_probe_fit_solve(vib3_probe_fit *p) {
             want |= 1u << d;
         }
         if (!want) continue;
-        int have_val = Mv[(size_t)H * D + H] >= 1;
+        int have_val = Mv[(size_t)p->F * D + p->F] >= 1; /* the rows count of z = [features, 1] */
         for (size_t q = 0; q < n_lam; q++) {
             double lam = lam_abs(p, Mt, grid[q]);
             if (!factor(p, Mt, lam, A)) continue;
@@ -496,6 +496,7 @@ uint32_t vib3_probe_fit_pairs(const vib3_probe_fit *p) {
 }
 
 uint64_t vib3_probe_fit_tokens(const vib3_probe_fit *p) { return p ? p->tokens : 0; }
+uint32_t vib3_probe_fit_features(const vib3_probe_fit *p) { return p ? p->F : 0; }
 
 vib3_err vib3_probe_fit_get(const vib3_probe_fit *p, uint32_t i, uint32_t *source, uint32_t *target, uint32_t *next,
                             const float **W, const float **b, float *lambda) {

@@ -70,6 +70,8 @@ void vib3_probe_fit_rows(vib3_probe_fit *p, uint32_t layer, const float *x, uint
 vib3_err vib3_probe_fit_solve(vib3_probe_fit *p);
 uint32_t vib3_probe_fit_pairs(const vib3_probe_fit *p);
 uint64_t vib3_probe_fit_tokens(const vib3_probe_fit *p);
+/* inputs the fit used: hidden, or the sketch size */
+uint32_t vib3_probe_fit_features(const vib3_probe_fit *p);
 /* the PRED section's bytes (malloc'd, *out NULL when there are no pairs) and the section itself */
 vib3_err vib3_probe_serialize(const vib3_probe_fit *p, uint8_t **out, uint64_t *bytes);
 vib3_err vib3_probe_write(const vib3_probe_fit *p, vib3_writer *w);
