@@ -528,7 +528,7 @@ vib3_err vib3_probe_serialize(const vib3_probe_fit *p, uint8_t **out, uint64_t *
     memset(&h, 0, sizeof h);
     h.n_layers = p->L, h.n_experts = E, h.hidden = H, h.depth = p->depth, h.dtype = dtype, h.n_pairs = n;
     h.calib_tokens = p->tokens;
-    h.method = 1;
+    h.method = p->S ? 2 : 1;
     uint64_t total = sizeof h + (uint64_t)n * sizeof(vib3_pred_pair) + (uint64_t)n * (b_bytes + w_bytes);
     uint8_t *buf = calloc(1, total);
     if (!buf) return vib3_err_set(VIB3_ERR_NOMEM, "PRED: %llu bytes", (unsigned long long)total);

@@ -26,7 +26,8 @@
  * runs on a sketch: z = [S x, 1] with S a fixed random +-1/sqrt(r) matrix of
  * r = VIB3_PROBE_SKETCH_DIM rows, and it learns a correction of the router
  * look-ahead (residual targets y - prior, ridge towards 0), written as the
- * full W = W0 + S^T V, so the file and the prefetcher are unchanged. The
+ * full W = W0 + S^T V in the same layout (PRED method 2; the prefetcher then
+ * keeps the router's k + 1 guesses instead of k). The
  * moments are then r x r (2 x 32 x 513^2 doubles = 135 MB for Mixtral), plus
  * r x H + 2 depth x E x H multiply-adds per calibration row and layer. On
  * tinymix (H 192, forced with VIB3_PROBE_SKETCH=r) a sketch keeps 88% / 59% /

@@ -433,7 +433,7 @@ static vib3_err check_pred(vib3_file *f, const vib3_section_entry *s) {
     if (!esize) return FMT("%s: section PRED: dtype %u (must be f32 or f16)", f->path, h->dtype);
     if (h->n_pairs == 0 || h->n_pairs > (uint64_t)h->n_layers * h->depth)
         return FMT("%s: section PRED: n_pairs %u (allowed 1..%llu)", f->path, h->n_pairs, (ull)h->n_layers * h->depth);
-    if (h->method != 1) return FMT("%s: section PRED: method %u (known: 1)", f->path, h->method);
+    if (h->method != 1 && h->method != 2) return FMT("%s: section PRED: method %u (known: 1, 2)", f->path, h->method);
     for (int i = 0; i < 7; i++)
         if (h->reserved[i]) return FMT("%s: section PRED: reserved[%d] is %u (must be 0)", f->path, i, h->reserved[i]);
     uint64_t b_bytes = ((uint64_t)h->n_experts * 4 + 7) & ~7ull, w_bytes = 0, pair_bytes = 0, data = 0, table, total = 0;

@@ -336,7 +336,8 @@ typedef struct vib3_pred_header {
     uint32_t dtype;        /* W: F32 or F16 */
     uint32_t n_pairs;      /* <= n_layers * depth */
     uint64_t calib_tokens; /* tokens the probes were fitted on */
-    uint32_t method;       /* 1: ridge to the look-ahead router, lambda on a held-out split */
+    uint32_t method;       /* 1: ridge to the look-ahead router, lambda on a held-out split;
+                            * 2: the same on a random sketch of the input (a correction of the router) */
     uint32_t reserved[7];  /* zero */
 } vib3_pred_header;
 _Static_assert(sizeof(vib3_pred_header) == 64, "pred header is 64 bytes");

@@ -201,7 +201,9 @@ vib3_err vib3_prefetcher_open(vib3_prefetcher **out, const vib3_file *f, vib3_pa
      * docs/bench/storage.md) */
     const char *mg = getenv("VIB3_PREFETCH_MARGIN"), *pe = getenv("VIB3_PREFETCH_PROBES");
     int probes = f->pred && !(pe && *pe == '0');
-    pf->margin = mg && *mg ? (uint32_t)atoi(mg) : probes ? 0 : 1;
+    /* k guesses with full-input probes (as accurate as the router's k + 1, measured on tinymix);
+     * k + 1 with sketched ones (method 2: only a correction of the router, about as accurate) */
+    pf->margin = mg && *mg ? (uint32_t)atoi(mg) : probes && f->pred->method == 1 ? 0 : 1;
     /* defaults measured on tinymix-brown (docs/bench/storage.md) */
     const char *dp = getenv("VIB3_PREFETCH_DEPTH"), *ms = getenv("VIB3_PREFETCH_MASS"), *wr = getenv("VIB3_PREFETCH_WRAP");
     pf->depth = dp && *dp ? (uint32_t)atoi(dp) : 2;

@@ -17,8 +17,8 @@ strings "$T/wide.vib3" | grep -q "look-ahead probes: 6 pairs from [0-9]* tokens,
     bad "META calibration note: $(strings "$T/wide.vib3" | grep -o 'look-ahead probes[^"]*')"
 "$BUILD/vib3" info "$T/wide.vib3" | grep -q "PRED(" && ok || bad "info lists a PRED section"
 "$BUILD/vib3" info "$T/wide.vib3" | grep -q "all sections ok" && ok || bad "checksums"
-acc() { # layer l+1 recall of k + 1 guesses, with or without the file's probes
-    VIB3_PREFETCH_MARGIN=1 VIB3_PREFETCH_PROBES=$1 VIB3_EXPERT_BUDGET=50% VIB3_PAGES_BACKEND=frames "$BUILD/vib3" run "$T/wide.vib3" \
+acc() { # layer l+1 recall with or without the file's probes (k + 1 guesses either way: method 2)
+    VIB3_PREFETCH_PROBES=$1 VIB3_EXPERT_BUDGET=50% VIB3_PAGES_BACKEND=frames "$BUILD/vib3" run "$T/wide.vib3" \
         -p "The morning train left the station" -n 300 --ignore-eos --temp 0 --prefetch lookahead --stats 2>&1 |
         sed -n 's/^predictor: lookahead (\([a-z]*\).*recall \([0-9.]*\)$/\1 \2/p'
 }

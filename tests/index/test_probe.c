@@ -436,7 +436,7 @@ TEST(reader_rejects_bad_pred) {
         {20, 0, "n_pairs 0"},
         {20, 9, "n_pairs 9"},
         {20, 7, "PRED is"}, /* fewer pairs than the bytes hold */
-        {32, 2, "method 2"},
+        {32, 3, "method 3"},
         {48, 1, "reserved[3] is 1"},
         {64 + 16 * 2 + 0, 4, "source 4"},
         {64 + 16 * 2 + 4, 1, "source 1 -> target 1"},
