@@ -11,8 +11,24 @@
 #include "convert/convert.h"
 #include "convert/cvt.h"
 #include "core/arena.h"
+#include "core/config.h"
 #include "format/reader.h"
+#include "runtime/engine.h"
 #include "tests/test.h"
+
+/* an engine over `vib3` for one sequence of ctx positions, 2 threads, no tokenizer (the generated
+ * models have none) */
+static inline vib3_err open_engine(vib3_engine **e, const char *vib3, uint32_t ctx) {
+    vib3_config cfg;
+    vib3_config_defaults(&cfg);
+    vib3_engine_params p;
+    memset(&p, 0, sizeof p);
+    p.n_seq = 1;
+    p.ctx_size = ctx;
+    p.threads = 2;
+    p.flags = VIB3_ENGINE_NO_TOKENIZER;
+    return vib3_engine_open(e, vib3, &cfg, &p);
+}
 
 static inline bool file_exists(const char *p) {
     struct stat st;

@@ -495,16 +495,8 @@ TEST(calibration_coact_and_signature_recall) {
 
 static int greedy_agree(const char *vib3, const uint32_t *prompt, uint32_t n_prompt, const uint32_t *want,
                         uint32_t n_want) {
-    vib3_config cfg;
-    vib3_config_defaults(&cfg);
-    vib3_engine_params p;
-    memset(&p, 0, sizeof p);
-    p.n_seq = 1;
-    p.ctx_size = 256;
-    p.threads = 2;
-    p.flags = VIB3_ENGINE_NO_TOKENIZER;
     vib3_engine *e;
-    if (vib3_engine_open(&e, vib3, &cfg, &p)) return -1;
+    if (open_engine(&e, vib3, 256)) return -1;
     vib3_seq *s;
     int agree = -1;
     if (!vib3_seq_acquire(e, &s) && !vib3_seq_prefill(s, prompt, n_prompt, NULL)) {

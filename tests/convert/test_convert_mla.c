@@ -36,24 +36,10 @@ static int conv(const char *name, const char *tag, int quant, bool permute, char
     return rc;
 }
 
-/* an engine over `vib3` for one sequence of 64 positions, 2 threads, no tokenizer (the generated
- * models have none) */
-static vib3_err open_engine(vib3_engine **e, const char *vib3) {
-    vib3_config cfg;
-    vib3_config_defaults(&cfg);
-    vib3_engine_params p;
-    memset(&p, 0, sizeof p);
-    p.n_seq = 1;
-    p.ctx_size = 64;
-    p.threads = 2;
-    p.flags = VIB3_ENGINE_NO_TOKENIZER;
-    return vib3_engine_open(e, vib3, &cfg, &p);
-}
-
 /* logits of the prompt's last position and of 4 greedy steps after it: 5 x vocab floats */
 static float *run_logits(const char *vib3, uint32_t *vocab) {
     vib3_engine *e;
-    if (open_engine(&e, vib3)) return NULL;
+    if (open_engine(&e, vib3, 64)) return NULL;
     *vocab = vib3_engine_vocab(e);
     float *all = calloc(5 * (size_t)*vocab, sizeof *all);
     static const uint32_t prompt[] = {1, 17, 203, 45, 99, 260, 7, 150};
@@ -291,7 +277,7 @@ static float against_llama_cpp(const char *name, int quant, float tol) {
     o.no_permute = true;
     CHECK_OK(vib3_convert(&o));
     vib3_engine *e = NULL;
-    CHECK_OK(open_engine(&e, out));
+    CHECK_OK(open_engine(&e, out, 64));
     if (!e) return -1;
     enum { N = 24 };
     uint32_t V = vib3_engine_vocab(e), ids[N], pv = 0;

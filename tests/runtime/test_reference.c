@@ -22,21 +22,9 @@
 #include "convert/convert.h"
 #include "core/json.h"
 #include "runtime/engine.h"
+#include "tests/runtime/fixture.h"
 #include "tests/test.h"
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    b[n] = 0;
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
 
 static const char *convert(const char *src, const char *tag, int dtype) {
     static char out[8][700];
@@ -94,7 +82,7 @@ static bool load_ref(tinymix_ref *r) {
     const char *path = vib3_test_model_path("tinymix-brown/reference.json");
     if (!path) return false;
     size_t len;
-    r->text = read_file(path, &len);
+    r->text = slurp(path, &len);
     if (!r->text) return false;
     CHECK_OK(vib3_arena_init(&r->arena, 64u << 20, "ref", 0));
     CHECK_OK(vib3_json_parse(&r->j, r->text, len, &r->arena, 0, path));
@@ -182,7 +170,7 @@ TEST(stories260k_greedy_matches_llama2c) {
     const char *exp_path = vib3_test_model_path("stories260K-hf/expected_greedy.txt");
     if (!src || !exp_path) SKIP("stories260K-hf not available");
     size_t len;
-    char *txt = read_file(exp_path, &len);
+    char *txt = slurp(exp_path, &len);
     const char *line = txt ? strstr(txt, "IDS [") : NULL;
     CHECK(line != NULL);
     if (!line) {
