@@ -228,6 +228,29 @@ static vib3_err parse_logprobs(parse_ctx *c) {
     return VIB3_OK;
 }
 
+/* Features this server does not implement are refused with a 400 naming the parameter rather than
+ * ignored: a client that sends tools, a JSON response_format or a logit_bias and gets plain text back
+ * would take it for the model's own choice. Their "off" values (empty tools, tool_choice "none",
+ * response_format "text", an empty logit_bias) are accepted. */
+static vib3_err refuse_unsupported(parse_ctx *c) {
+    int t = vib3_json_get(&c->j, 0, "tools");
+    if (t >= 0 && !vib3_json_is_null(&c->j, t) && vib3_json_size(&c->j, t) > 0)
+        return bad(c, "tools", "tool calling is not supported by this server%s", NULL);
+    t = vib3_json_get(&c->j, 0, "functions");
+    if (t >= 0 && !vib3_json_is_null(&c->j, t) && vib3_json_size(&c->j, t) > 0)
+        return bad(c, "functions", "function calling is not supported by this server%s", NULL);
+    t = vib3_json_get(&c->j, 0, "response_format");
+    if (t >= 0 && !vib3_json_is_null(&c->j, t)) {
+        int ty = vib3_json_get(&c->j, t, "type");
+        if (!vib3_json_is(&c->j, t, JSMN_OBJECT) || !vib3_json_eq(&c->j, ty, "text"))
+            return bad(c, "response_format", "only {\"type\": \"text\"} is supported (no JSON mode or schemas)%s", NULL);
+    }
+    t = vib3_json_get(&c->j, 0, "logit_bias");
+    if (t >= 0 && !vib3_json_is_null(&c->j, t) && vib3_json_size(&c->j, t) > 0)
+        return bad(c, "logit_bias", "is not supported by this server%s", NULL);
+    return VIB3_OK;
+}
+
 vib3_err vib3_api_parse(vib3_api_kind kind, const char *body, size_t len, jsmntok_t *tokens, size_t cap,
                         char *strbuf, size_t strbuf_cap, vib3_api_request *req) {
     memset(req, 0, sizeof *req);
@@ -260,7 +283,8 @@ vib3_err vib3_api_parse(vib3_api_kind kind, const char *body, size_t len, jsmnto
         if ((rc = get_bool(&c, 0, "echo", "echo", &echo))) return rc;
         if (echo) return bad(&c, "echo", "echo is not supported%s", NULL);
     }
-    if ((rc = parse_sampling(&c)) || (rc = parse_stop(&c)) || (rc = parse_logprobs(&c))) return rc;
+    if ((rc = parse_sampling(&c)) || (rc = parse_stop(&c)) || (rc = parse_logprobs(&c)) || (rc = refuse_unsupported(&c)))
+        return rc;
     if ((rc = get_bool(&c, 0, "stream", "stream", &req->stream))) return rc;
     if ((rc = get_bool(&c, 0, "ignore_eos", "ignore_eos", &req->ignore_eos))) return rc;
     t = vib3_json_get(&c.j, 0, "stream_options");

@@ -289,6 +289,9 @@ static void on_logits(vib3_server *s, job *j) {
         if (hit) {
             j->text_len = (size_t)(hit - j->text);
             j->text[j->text_len] = 0;
+            /* bytes still pending in the decoder lie after the stop string: job_finish must not
+             * flush them (as U+FFFD) onto the truncated text */
+            vib3_tokenizer_stream_init(&j->ts, VIB3_DEC_SKIP_SPECIAL);
             job_finish(s, j, "stop");
             return;
         }
@@ -527,11 +530,13 @@ static void count_status(vib3_server *s, unsigned status) {
     pthread_mutex_unlock(&s->mu);
 }
 
-static enum MHD_Result send_buf(vib3_server *s, struct MHD_Connection *c, unsigned status, const char *type,
-                                const char *buf, size_t len) {
+/* allow: the methods a 405 names in its Allow header (RFC 9110 15.5.6), else NULL */
+static enum MHD_Result send_buf_allow(vib3_server *s, struct MHD_Connection *c, unsigned status, const char *type,
+                                      const char *buf, size_t len, const char *allow) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)buf, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    if (allow) MHD_add_response_header(r, "Allow", allow);
     if (status == 503) MHD_add_response_header(r, "Retry-After", "1");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     if (atomic_load(&s->draining)) MHD_add_response_header(r, "Connection", "close"); /* no keep-alive past a shutdown */
@@ -541,8 +546,13 @@ static enum MHD_Result send_buf(vib3_server *s, struct MHD_Connection *c, unsign
     return ret;
 }
 
-static enum MHD_Result send_error(vib3_server *s, struct MHD_Connection *c, unsigned status, const char *msg,
-                                  const char *param, const char *code) {
+static enum MHD_Result send_buf(vib3_server *s, struct MHD_Connection *c, unsigned status, const char *type,
+                                const char *buf, size_t len) {
+    return send_buf_allow(s, c, status, type, buf, len, NULL);
+}
+
+static enum MHD_Result send_error_allow(vib3_server *s, struct MHD_Connection *c, unsigned status, const char *msg,
+                                        const char *param, const char *code, const char *allow) {
     char buf[2048];
     out o = {buf, sizeof buf, 0, false};
     const char *type = status == 401 ? "authentication_error"
@@ -550,7 +560,12 @@ static enum MHD_Result send_error(vib3_server *s, struct MHD_Connection *c, unsi
                        : status >= 500 ? "server_error"
                                        : "invalid_request_error";
     build_error(&o, msg, type, param, code);
-    return send_buf(s, c, status, "application/json", buf, o.len);
+    return send_buf_allow(s, c, status, "application/json", buf, o.len, allow);
+}
+
+static enum MHD_Result send_error(vib3_server *s, struct MHD_Connection *c, unsigned status, const char *msg,
+                                  const char *param, const char *code) {
+    return send_error_allow(s, c, status, msg, param, code, NULL);
 }
 
 static int route_of(const char *url) {
@@ -843,15 +858,22 @@ static enum MHD_Result handle_generation(vib3_server *s, struct MHD_Connection *
         text = j->req.prompt;
         text_len = j->req.prompt_len;
     }
-    size_t n_ids = 0;
+    /* encode into the (still unused) logprob id buffer, (1 + 20) x ctx ids, so that a prompt longer
+     * than the context can be reported with its length, as OpenAI and llama.cpp do */
+    size_t n_ids = 0, count_cap = (size_t)s->ctx * (1 + VIB3_API_MAX_TOP_LOGPROBS);
     pthread_mutex_lock(&s->tok_mu);
-    vib3_err rc = vib3_tokenizer_encode_scratch(s->tok, s->tok_scratch, text, text_len, flags, j->prompt_ids, s->ctx, &n_ids);
+    vib3_err rc = vib3_tokenizer_encode_scratch(s->tok, s->tok_scratch, text, text_len, flags, j->lp_ids, count_cap, &n_ids);
     pthread_mutex_unlock(&s->tok_mu);
     if (rc == VIB3_ERR_LIMIT || n_ids + 1 >= s->ctx) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "the prompt is longer than the context (%u tokens)", s->ctx);
+        char msg[320];
+        snprintf(msg, sizeof msg,
+                 "This model's maximum context length is %u tokens. However, your %s resulted in %s%zu tokens "
+                 "(at least 1 more is needed to generate). Please reduce the length of the %s.",
+                 s->ctx, kind == VIB3_API_CHAT ? "messages" : "prompt", rc == VIB3_ERR_LIMIT ? "more than " : "",
+                 rc == VIB3_ERR_LIMIT ? count_cap : n_ids, kind == VIB3_API_CHAT ? "messages" : "prompt");
         return send_error(s, connection, 400, msg, kind == VIB3_API_CHAT ? "messages" : "prompt", "context_length_exceeded");
     }
+    if (!rc) memcpy(j->prompt_ids, j->lp_ids, n_ids * sizeof *j->prompt_ids);
     if (rc) return send_error(s, connection, 400, vib3_err_msg(), kind == VIB3_API_CHAT ? "messages" : "prompt", NULL);
     if (n_ids == 0) return send_error(s, connection, 400, "the prompt is empty", "prompt", NULL);
     j->n_prompt = (uint32_t)n_ids;
@@ -956,7 +978,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     if (!c->method_ok) {
         char msg[300];
         snprintf(msg, sizeof msg, "Method %.20s is not allowed on %.200s", method, url);
-        return send_error(s, connection, 405, msg, NULL, "method_not_allowed");
+        bool gen = c->route == ROUTE_CHAT || c->route == ROUTE_COMPLETIONS;
+        return send_error_allow(s, connection, 405, msg, NULL, "method_not_allowed", gen ? "POST" : "GET, HEAD");
     }
     if (!c->auth_ok) return send_error(s, connection, 401, "Invalid or missing API key (Authorization: Bearer <key>)", NULL, "invalid_api_key");
     switch (c->route) {
