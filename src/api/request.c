@@ -248,6 +248,14 @@ static vib3_err refuse_unsupported(parse_ctx *c) {
     t = vib3_json_get(&c->j, 0, "logit_bias");
     if (t >= 0 && !vib3_json_is_null(&c->j, t) && vib3_json_size(&c->j, t) > 0)
         return bad(c, "logit_bias", "is not supported by this server%s", NULL);
+    if (c->req->kind != VIB3_API_COMPLETION) return VIB3_OK;
+    uint32_t best_of = 1; /* completions only: best_of (n = 1 here) and suffix (insert mode) */
+    vib3_err rc = get_uint(c, "best_of", 128, &best_of, NULL);
+    if (rc) return rc;
+    if (best_of != 1) return bad(c, "best_of", "only best_of=1 is supported%s", NULL);
+    t = vib3_json_get(&c->j, 0, "suffix");
+    if (t >= 0 && !vib3_json_is_null(&c->j, t) && !vib3_json_eq(&c->j, t, ""))
+        return bad(c, "suffix", "is not supported by this server%s", NULL);
     return VIB3_OK;
 }
 

@@ -63,6 +63,7 @@ typedef struct job {
     size_t text_len, text_ready;
     uint32_t *lp_ids;          /* per generated token: (1 + top) ids */
     float *lp_vals;            /* and their logprobs */
+    uint32_t *lp_off;          /* per generated token: where its text starts in `text` */
     uint32_t lp_stride;
     const char *finish_reason;
     int error_status;          /* 0 = none */
@@ -225,6 +226,7 @@ static void record_logprobs(vib3_server *s, job *j, const float *logits, uint32_
     float *vals = j->lp_vals + (size_t)j->n_gen * j->lp_stride;
     ids[0] = id;
     vals[0] = logits[id] - lse;
+    j->lp_off[j->n_gen] = (uint32_t)j->text_len;
     uint32_t top = j->req.top_logprobs;
     for (uint32_t k = 0; k < top; k++) { /* selection of the top `top` (<= 20) */
         uint32_t best = UINT32_MAX;
@@ -236,6 +238,15 @@ static void record_logprobs(vib3_server *s, job *j, const float *logits, uint32_
         ids[1 + k] = best;
         vals[1 + k] = logits[best] - lse;
     }
+}
+
+/* the tokens whose logprobs are reported: those whose text starts before the end of the returned
+ * text, so that a stop string cut from the text (and an end-of-generation token, which has no text)
+ * takes its tokens' entries with it, as llama.cpp's server does */
+static uint32_t lp_count(const vib3_server *s, const job *j) {
+    uint32_t n = j->n_gen < s->ctx ? j->n_gen : s->ctx;
+    while (n > 0 && j->lp_off[n - 1] >= j->text_len) n--;
+    return n;
 }
 
 static size_t max_stop_len(const job *j) {
@@ -455,17 +466,18 @@ static void put_chat_logprobs(vib3_server *s, job *j, out *o, uint32_t from, uin
 }
 
 static void put_completion_logprobs(vib3_server *s, job *j, out *o) {
+    uint32_t n_lp = lp_count(s, j);
     put(o, "{\"tokens\": [");
-    for (uint32_t t = 0; t < j->n_gen; t++) {
+    for (uint32_t t = 0; t < n_lp; t++) {
         size_t n;
         const char *p = vib3_tokenizer_piece(s->tok, j->lp_ids[(size_t)t * j->lp_stride], &n);
         put(o, "%s", t ? ", " : "");
         put_str(o, p ? p : "", p ? n : 0);
     }
     put(o, "], \"token_logprobs\": [");
-    for (uint32_t t = 0; t < j->n_gen; t++) put(o, "%s%.6g", t ? ", " : "", (double)j->lp_vals[(size_t)t * j->lp_stride]);
+    for (uint32_t t = 0; t < n_lp; t++) put(o, "%s%.6g", t ? ", " : "", (double)j->lp_vals[(size_t)t * j->lp_stride]);
     put(o, "], \"top_logprobs\": [");
-    for (uint32_t t = 0; t < j->n_gen; t++) {
+    for (uint32_t t = 0; t < n_lp; t++) {
         put(o, "%s{", t ? ", " : "");
         for (uint32_t k = 0; k < j->req.top_logprobs; k++) {
             size_t n;
@@ -477,7 +489,10 @@ static void put_completion_logprobs(vib3_server *s, job *j, out *o) {
         }
         put(o, "}");
     }
-    put(o, "], \"text_offset\": []}");
+    /* OpenAI: offsets from the start of the prompt (here in bytes) */
+    put(o, "], \"text_offset\": [");
+    for (uint32_t t = 0; t < n_lp; t++) put(o, "%s%zu", t ? ", " : "", j->req.prompt_len + j->lp_off[t]);
+    put(o, "]}");
 }
 
 static void put_usage(job *j, out *o) {
@@ -495,7 +510,7 @@ static void build_full_response(vib3_server *s, job *j, out *o) {
         put(o, "\"message\": {\"role\": \"assistant\", \"content\": ");
         put_str(o, j->text, j->text_len);
         put(o, ", \"refusal\": null}, \"logprobs\": ");
-        if (j->req.logprobs) put_chat_logprobs(s, j, o, 0, j->n_gen);
+        if (j->req.logprobs) put_chat_logprobs(s, j, o, 0, lp_count(s, j));
         else put(o, "null");
     } else {
         put(o, "\"text\": ");
@@ -727,7 +742,7 @@ static bool sse_next(vib3_server *s, job *j) {
         sse_chunk_begin(s, j, &o);
         if (chat) put(&o, "{\"index\": 0, \"delta\": {}, \"logprobs\": ");
         else put(&o, "{\"index\": 0, \"text\": \"\", \"logprobs\": ");
-        if (j->req.logprobs && chat) put_chat_logprobs(s, j, &o, 0, j->n_gen);
+        if (j->req.logprobs && chat) put_chat_logprobs(s, j, &o, 0, lp_count(s, j));
         else if (j->req.logprobs) put_completion_logprobs(s, j, &o);
         else put(&o, "null");
         put(&o, ", \"finish_reason\": \"%s\"}]}\n\n", j->finish_reason ? j->finish_reason : "stop");
@@ -1007,9 +1022,10 @@ static vib3_err carve_jobs(vib3_server *s) {
         j->text = vib3_arena_alloc(&s->arena, s->text_cap, 0);
         j->lp_ids = vib3_arena_alloc(&s->arena, (size_t)s->ctx * (1 + VIB3_API_MAX_TOP_LOGPROBS) * sizeof(uint32_t), 0);
         j->lp_vals = vib3_arena_alloc(&s->arena, (size_t)s->ctx * (1 + VIB3_API_MAX_TOP_LOGPROBS) * sizeof(float), 0);
+        j->lp_off = vib3_arena_alloc(&s->arena, (size_t)s->ctx * sizeof(uint32_t), 0);
         j->resp = vib3_arena_alloc(&s->arena, s->resp_cap, 0);
         if (!j->body || !j->tokens || !j->strbuf || !j->prompt_text || !j->prompt_ids || !j->text || !j->lp_ids ||
-            !j->lp_vals || !j->resp)
+            !j->lp_vals || !j->lp_off || !j->resp)
             return vib3_err_prefix("request slot %u", i);
     }
     /* one tokenizer scratch shared by the connection threads (tokenizing is short; it is locked),
@@ -1051,7 +1067,7 @@ vib3_err vib3_server_start(vib3_server **out, vib3_engine *e, const vib3_config 
     if (ti->eos_id != VIB3_TOKEN_NONE && (t = vib3_tokenizer_token_text(s->tok, ti->eos_id, &n)) && n < sizeof s->eos)
         memcpy(s->eos, t, n);
     uint64_t per_job = 2 * cfg->body_bytes_max + (cfg->body_bytes_max / 2 + 16) * sizeof(jsmntok_t) + s->prompt_cap + s->text_cap + s->resp_cap +
-                       (uint64_t)s->ctx * (4 + 8 * (1 + VIB3_API_MAX_TOP_LOGPROBS)) + (8u << 20);
+                       (uint64_t)s->ctx * (8 + 8 * (1 + VIB3_API_MAX_TOP_LOGPROBS)) + (8u << 20);
     vib3_err rc = vib3_arena_init(&s->arena, per_job * s->n_jobs + (1u << 24), "serve", 0);
     if (!rc) {
         s->jobs = vib3_arena_calloc(&s->arena, s->n_jobs, sizeof(job), 0);

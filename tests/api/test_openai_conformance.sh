@@ -127,6 +127,25 @@ st, txt = post(C, dict(greedy, max_tokens=3, logprobs=True, top_logprobs=2))
 lp = json.loads(txt)["choices"][0]["logprobs"]["content"] if st == 200 else []
 check(len(lp) == 3 and all(len(t["top_logprobs"]) == 2 and t["logprob"] <= 0 for t in lp), "chat logprobs: %s" % txt[:300])
 
+# logprobs follow the returned text: a stop string cut from the text takes its tokens' entries
+# with it (llama.cpp does the same), and completions' text_offset has one offset per token,
+# counted from the start of the prompt
+stop = full[8:12]
+st, txt = post(C, dict(greedy, logprobs=True, stop=stop))
+j = json.loads(txt) if st == 200 else {}
+lp = j["choices"][0]["logprobs"]["content"] if j else []
+joined = "".join(t["token"] for t in lp)
+check(j and joined.startswith(j["choices"][0]["message"]["content"]) and len(joined) < len(j["choices"][0]["message"]["content"]) + len(stop),
+      "chat logprobs end with the text cut at stop %r: %r vs %r" % (stop, joined, j and j["choices"][0]["message"]["content"]))
+prompt = "Once upon a time"
+st, txt = post(P, {"prompt": prompt, "max_tokens": 6, "temperature": 0, "logprobs": 1})
+lpc = json.loads(txt)["choices"][0]["logprobs"] if st == 200 else {}
+check(lpc and len(lpc["text_offset"]) == len(lpc["tokens"]) == len(lpc["token_logprobs"]) == 6 and lpc["text_offset"][0] == len(prompt)
+      and lpc["text_offset"] == sorted(lpc["text_offset"]), "completion logprobs text_offset: %s" % txt[:400])
+for extra, param in [({"best_of": 3}, "best_of"), ({"suffix": "The end."}, "suffix")]:
+    st, txt = post(P, dict({"prompt": prompt, "max_tokens": 2}, **extra))
+    check(is_openai_error(st, txt, 400, param), "%s: wanted a 400 naming %s, got %d %s" % (extra, param, st, txt[:200]))
+
 # --- a prompt longer than the context: 400 with the numbers ------------------------------------
 st, txt = post(P, {"prompt": "hello " * 400, "max_tokens": 4})
 check(is_openai_error(st, txt, 400, "prompt") and json.loads(txt)["error"]["code"] == "context_length_exceeded", "long prompt: %d %s" % (st, txt[:300]))
