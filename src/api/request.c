@@ -183,7 +183,7 @@ static vib3_err parse_stop(parse_ctx *c) {
 static vib3_err parse_sampling(parse_ctx *c) {
     vib3_api_request *r = c->req;
     vib3_err rc;
-    bool set = false;
+    bool mt_set = false, mct_set = false;
     uint32_t mt = 0, mct = 0;
     if ((rc = get_number(c, "temperature", 0, 2, &r->temperature)) || (rc = get_number(c, "top_p", 0, 1, &r->top_p)) ||
         (rc = get_number(c, "min_p", 0, 1, &r->min_p)) ||
@@ -191,11 +191,12 @@ static vib3_err parse_sampling(parse_ctx *c) {
         (rc = get_number(c, "presence_penalty", -2, 2, &r->presence_penalty)) ||
         (rc = get_number(c, "frequency_penalty", -2, 2, &r->frequency_penalty)) ||
         (rc = get_uint(c, "top_k", 1u << 20, &r->top_k, NULL)) ||
-        (rc = get_uint(c, "max_tokens", 1u << 24, &mt, &set)) ||
-        (rc = get_uint(c, "max_completion_tokens", 1u << 24, &mct, &set)))
+        (rc = get_uint(c, "max_tokens", 1u << 24, &mt, &mt_set)) ||
+        (rc = get_uint(c, "max_completion_tokens", 1u << 24, &mct, &mct_set)))
         return rc;
-    r->max_tokens = mct ? mct : mt;
-    if (set && r->max_tokens == 0) return bad(c, mct ? "max_completion_tokens" : "max_tokens", "must be at least 1%s", NULL);
+    if (mt_set && mt == 0) return bad(c, "max_tokens", "must be at least 1%s", NULL);
+    if (mct_set && mct == 0) return bad(c, "max_completion_tokens", "must be at least 1%s", NULL);
+    r->max_tokens = mct_set ? mct : mt; /* the newer name wins when both are given */
     int t = vib3_json_get(&c->j, 0, "seed");
     if (t >= 0 && !vib3_json_is_null(&c->j, t)) {
         int64_t s;

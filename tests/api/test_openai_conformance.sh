@@ -157,6 +157,7 @@ check(256 in nums and any(n > 256 for n in nums), "the context error names the c
 bad = [(C, {"messages": []}, None, 400, "messages"),
        (C, {"messages": msgs, "max_tokens": "ten"}, None, 400, "max_tokens"),
        (C, {"messages": msgs, "max_tokens": 0}, None, 400, "max_tokens"),
+       (C, {"messages": msgs, "max_tokens": 5, "max_completion_tokens": 0}, None, 400, "max_completion_tokens"),
        (C, {"messages": msgs, "temperature": 3}, None, 400, "temperature"),
        (C, {"messages": msgs, "stop": ["a", "b", "c", "d", "e"]}, None, 400, "stop"),
        (C, {"messages": [{"role": "robot", "content": "x"}]}, None, 400, "messages[0].role"),
