@@ -95,7 +95,7 @@ static const double ttft_bounds[N_TTFT_BUCKETS] = {0.01, 0.025, 0.05, 0.1, 0.25,
 static const double itl_bounds[N_ITL_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
 
 typedef struct metrics {
-    uint64_t requests[6];        /* by status class: 2xx 4xx(400) 401 404 413 5xx */
+    uint64_t requests[8];        /* by status: 2xx 400 401 404 405 413, other 4xx, 5xx */
     uint64_t requests_total;
     uint64_t prompt_tokens, gen_tokens;
     uint64_t ttft_count, ttft_buckets[N_TTFT_BUCKETS];
@@ -540,7 +540,8 @@ static void build_error(out *o, const char *msg, const char *type, const char *p
 static void count_status(vib3_server *s, unsigned status) {
     pthread_mutex_lock(&s->mu);
     s->m.requests_total++;
-    int k = status < 300 ? 0 : status == 401 ? 2 : status == 404 ? 3 : status == 413 ? 4 : status >= 500 ? 5 : 1;
+    int k = status < 300 ? 0 : status == 400 ? 1 : status == 401 ? 2 : status == 404 ? 3 : status == 405 ? 4 : status == 413 ? 5
+          : status >= 500 ? 7 : 6;
     s->m.requests[k]++;
     pthread_mutex_unlock(&s->mu);
 }
@@ -626,9 +627,9 @@ static enum MHD_Result send_metrics(vib3_server *s, struct MHD_Connection *c) {
     uint32_t queued = s->q_len, running = 0;
     for (uint32_t i = 0; i < s->n_jobs; i++) running += s->jobs[i].state == JOB_RUNNING;
     pthread_mutex_unlock(&s->mu);
-    static const char *classes[6] = {"2xx", "400", "401", "404", "413", "5xx"};
+    static const char *classes[8] = {"2xx", "400", "401", "404", "405", "413", "4xx", "5xx"};
     put(&o, "# HELP vib3_requests_total HTTP requests answered, by status.\n# TYPE vib3_requests_total counter\n");
-    for (int k = 0; k < 6; k++) put(&o, "vib3_requests_total{status=\"%s\"} %llu\n", classes[k], (unsigned long long)m.requests[k]);
+    for (int k = 0; k < 8; k++) put(&o, "vib3_requests_total{status=\"%s\"} %llu\n", classes[k], (unsigned long long)m.requests[k]);
     put(&o, "# TYPE vib3_prompt_tokens_total counter\nvib3_prompt_tokens_total %llu\n", (unsigned long long)m.prompt_tokens);
     put(&o, "# TYPE vib3_generated_tokens_total counter\nvib3_generated_tokens_total %llu\n", (unsigned long long)m.gen_tokens);
     put(&o, "# TYPE vib3_requests_cancelled_total counter\nvib3_requests_cancelled_total %llu\n", (unsigned long long)m.cancelled);

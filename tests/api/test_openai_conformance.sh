@@ -205,6 +205,9 @@ for line in txt.splitlines():
     try: float(mt.group(4))
     except ValueError: problems.append("bad value " + line)
 check(st == 200 and len(series) > 20 and not problems, "metrics: %s" % problems[:5])
+# the 405s above are counted as such, not as 400s
+n405 = re.search(r'^vib3_requests_total\{status="405"\} (\d+)$', txt, re.M)
+check(n405 and int(n405.group(1)) == 2, "requests_total{status=\"405\"}: %s" % (n405 and n405.group(0)))
 
 # --- still serving -------------------------------------------------------------------------------
 st, txt = post(C, dict(greedy, max_tokens=2))
