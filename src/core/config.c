@@ -158,7 +158,7 @@ vib3_err vib3_config_set(vib3_config *c, const char *key, const char *value) {
             while (allowed[a] && strcmp(allowed[a], value) != 0) a++;
             if (!allowed[a])
                 return vib3_err_set(VIB3_ERR_INVALID, "setting %s: '%s' is not one of %s", k->name, value,
-                                    allowed == evict ? "lru, lfru, lfuda" : "none, coact, lookahead, both");
+                                    allowed == evict ? "lru, lfru, lfuda" : "auto, none, coact, lookahead, both");
         }
         strcpy((char *)field, value);
         return VIB3_OK;
