@@ -84,6 +84,7 @@ typedef struct conn {
     int route;
     bool method_ok;
     bool auth_ok;
+    bool preflight;   /* OPTIONS: a browser's CORS preflight */
     bool in_use;
 } conn;
 
@@ -546,6 +547,50 @@ static void count_status(vib3_server *s, unsigned status) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* ---- CORS ------------------------------------------------------------------ */
+/* http(s)://localhost, 127.0.0.1 or [::1], with or without a port */
+static bool origin_is_loopback(const char *o) {
+    const char *p = !strncmp(o, "http://", 7) ? o + 7 : !strncmp(o, "https://", 8) ? o + 8 : NULL;
+    if (!p) return false;
+    static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (size_t h = 0; h < sizeof hosts / sizeof hosts[0]; h++) {
+        size_t n = strlen(hosts[h]);
+        if (strncasecmp(p, hosts[h], n) != 0) continue;
+        const char *q = p + n;
+        if (!*q) return true;
+        if (*q++ != ':' || !*q) continue;
+        while (*q >= '0' && *q <= '9') q++;
+        if (!*q) return true;
+    }
+    return false;
+}
+
+/* origin allowed by cfg->cors_origins: "*", "localhost" (the loopback origins) or exact origins, comma-separated */
+static bool origin_allowed(const vib3_server *s, const char *origin) {
+    if (!origin || !*origin || strlen(origin) > 255) return false;
+    const char *l = s->cfg->cors_origins;
+    while (*l) {
+        while (*l == ' ' || *l == ',') l++;
+        const char *e = l;
+        while (*e && *e != ',') e++;
+        size_t n = (size_t)(e - l);
+        while (n && l[n - 1] == ' ') n--;
+        if (n == 1 && *l == '*') return true;
+        if (n == 9 && !strncasecmp(l, "localhost", 9) && origin_is_loopback(origin)) return true;
+        if (n && n == strlen(origin) && !strncasecmp(l, origin, n)) return true;
+        l = e;
+    }
+    return false;
+}
+
+/* the CORS headers of a response to an allowed browser origin (none without an Origin header) */
+static void add_cors(const vib3_server *s, struct MHD_Connection *c, struct MHD_Response *r) {
+    const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin_allowed(s, o)) return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", o);
+    MHD_add_response_header(r, "Vary", "Origin");
+}
+
 /* allow: the methods a 405 names in its Allow header (RFC 9110 15.5.6), else NULL */
 static enum MHD_Result send_buf_allow(vib3_server *s, struct MHD_Connection *c, unsigned status, const char *type,
                                       const char *buf, size_t len, const char *allow) {
@@ -556,6 +601,7 @@ static enum MHD_Result send_buf_allow(vib3_server *s, struct MHD_Connection *c, 
     if (status == 503) MHD_add_response_header(r, "Retry-After", "1");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     if (atomic_load(&s->draining)) MHD_add_response_header(r, "Connection", "close"); /* no keep-alive past a shutdown */
+    add_cors(s, c, r);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     count_status(s, status);
@@ -919,6 +965,7 @@ static enum MHD_Result handle_generation(vib3_server *s, struct MHD_Connection *
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Accel-Buffering", "no");
         if (atomic_load(&s->draining)) MHD_add_response_header(r, "Connection", "close");
+        add_cors(s, connection, r);
         enum MHD_Result ret = MHD_queue_response(connection, 200, r);
         MHD_destroy_response(r);
         count_status(s, 200);
@@ -949,6 +996,32 @@ static enum MHD_Result handle_generation(vib3_server *s, struct MHD_Connection *
     return send_buf(s, connection, 200, "application/json", o.buf, o.len);
 }
 
+/* OPTIONS: 204 with the methods and headers a browser may use, for an allowed origin; 403 otherwise */
+static enum MHD_Result send_preflight(vib3_server *s, struct MHD_Connection *c, bool generation) {
+    const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin_allowed(s, o)) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "origin '%.255s' is not allowed (vib3 serve --cors-origins)", o ? o : "");
+        return send_error(s, c, 403, msg, NULL, "origin_not_allowed");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    add_cors(s, c, r);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", generation ? "POST, OPTIONS" : "GET, HEAD, OPTIONS");
+    /* the headers the browser asks for (the openai client sends x-stainless-* ones), if they are plain names */
+    const char *want = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    bool plain = want && *want && strlen(want) < 1024;
+    for (const char *q = want; plain && *q; q++)
+        plain = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' ||
+                *q == '_' || *q == ',' || *q == ' ';
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", plain ? want : "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    enum MHD_Result ret = MHD_queue_response(c, 204, r);
+    MHD_destroy_response(r);
+    count_status(s, 204);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -965,9 +1038,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *con_cls = c;
         c->route = route_of(url);
         bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-        c->method_ok = (c->route == ROUTE_CHAT || c->route == ROUTE_COMPLETIONS) ? post : get;
+        c->preflight = !strcmp(method, "OPTIONS");
+        c->method_ok = c->preflight || ((c->route == ROUTE_CHAT || c->route == ROUTE_COMPLETIONS) ? post : get);
         const char *auth = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization");
-        c->auth_ok = !s->cfg->api_key[0] || c->route == ROUTE_HEALTH ||
+        c->auth_ok = !s->cfg->api_key[0] || c->route == ROUTE_HEALTH || c->preflight || /* a preflight has no credentials */
                      (auth && !strncmp(auth, "Bearer ", 7) && key_matches(s->cfg->api_key, auth + 7));
         if (c->route != ROUTE_NONE && c->method_ok && c->auth_ok && post) {
             pthread_mutex_lock(&s->mu);
@@ -998,6 +1072,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return send_error_allow(s, connection, 405, msg, NULL, "method_not_allowed", gen ? "POST" : "GET, HEAD");
     }
     if (!c->auth_ok) return send_error(s, connection, 401, "Invalid or missing API key (Authorization: Bearer <key>)", NULL, "invalid_api_key");
+    if (c->preflight) return send_preflight(s, connection, c->route == ROUTE_CHAT || c->route == ROUTE_COMPLETIONS);
     switch (c->route) {
     case ROUTE_HEALTH: return send_buf(s, connection, 200, "application/json", "{\"status\": \"ok\"}", 16);
     case ROUTE_MODELS: return send_models(s, connection);

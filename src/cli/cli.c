@@ -126,6 +126,7 @@ static const struct setting_flag {
     {NULL, "--host", "host", "ADDR", "listen address (default 127.0.0.1)", VIB3_CLI_SET_SERVER},
     {NULL, "--port", "port", "N", "TCP port (default 8080)", VIB3_CLI_SET_SERVER},
     {NULL, "--api-key", "api_key", "KEY", "require 'Authorization: Bearer KEY'", VIB3_CLI_SET_SERVER},
+    {NULL, "--cors-origins", "cors_origins", "LIST", "browser origins allowed: localhost (default), *, or origins", VIB3_CLI_SET_SERVER},
     {"-np", "--parallel", "parallel", "N", "sequences decoded together (default 4)", VIB3_CLI_SET_SERVER},
     {NULL, "--queue-max", "queue_max", "N", "requests waiting for a slot before 503 (default 64)", VIB3_CLI_SET_SERVER},
     {NULL, "--body-bytes-max", "body_bytes_max", "SIZE", "largest request body (default 1M)", VIB3_CLI_SET_SERVER},

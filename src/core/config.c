@@ -29,7 +29,7 @@ static const config_key config_keys[] = {
     K_U32(ctx_size),    K_U32(batch_size),   K_U32(page_neurons),     K_STR(evict),
     K_STR(prefetch),    K_U32(io_queue_depth), K_BOOL(io_uring),      K_STR(host),
     K_U32(port),        K_U32(parallel),     K_U32(queue_max),        K_SIZE_AS(body_bytes_max), K_U32(shutdown_timeout),
-    K_STR(api_key),     K_STR(home),
+    K_STR(cors_origins), K_STR(api_key),    K_STR(home),
 };
 #define N_KEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -47,6 +47,7 @@ void vib3_config_defaults(vib3_config *c) {
     c->queue_max = 64;
     c->body_bytes_max = 1u << 20;
     c->shutdown_timeout = 10;
+    strcpy(c->cors_origins, "localhost");
     const char *home = getenv("HOME");
     snprintf(c->home, sizeof c->home, "%s/.cache/vib3", home && *home ? home : "/tmp");
 }

@@ -45,6 +45,8 @@ typedef struct vib3_config {
     uint32_t queue_max;           /* waiting requests before 503 */
     uint32_t shutdown_timeout;    /* seconds in-flight requests may take to finish on SIGTERM/SIGINT */
     uint64_t body_bytes_max;
+    char cors_origins[256];       /* browser origins allowed (CORS): "localhost" (loopback hosts, any port),
+                                   * "*", or a comma-separated list of exact origins and/or "localhost" */
     char api_key[128];
     /* [store] */
     char home[VIB3_PATH_MAX];     /* $VIB3_HOME, default ~/.cache/vib3 */

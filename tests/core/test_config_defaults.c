@@ -14,7 +14,7 @@ TEST(config_defaults_equal_conf_file) {
     vib3_config_defaults(&built_in);
     /* poison: a setting the file does not set keeps a value no default has */
     memset(&file, 0x5a, sizeof file);
-    file.evict[0] = file.prefetch[0] = file.host[0] = 0;
+    file.evict[0] = file.prefetch[0] = file.host[0] = file.cors_origins[0] = 0;
     file.io_uring = !built_in.io_uring;
     strcpy(file.api_key, built_in.api_key);
     strcpy(file.home, built_in.home);
@@ -40,12 +40,13 @@ TEST(config_defaults_equal_conf_file) {
     SAME_U(queue_max);
     SAME_U(body_bytes_max);
     SAME_U(shutdown_timeout);
+    SAME_S(cors_origins);
     SAME_S(api_key);
     SAME_S(home);
     /* every field is compared above: a new setting must be added here (and to the file) */
     CHECK_MSG(offsetof(vib3_config, home) == offsetof(vib3_config, api_key) + sizeof built_in.api_key &&
                   offsetof(vib3_config, source_path) + sizeof built_in.source_path == sizeof(vib3_config) &&
-                  sizeof(vib3_config) == 2344,
+                  sizeof(vib3_config) == 2600,
               "vib3_config changed (%zu bytes): compare the new field with conf/vib3.conf here", sizeof(vib3_config));
     CHECK_STR(file.source_path, "conf/vib3.conf");
 }
