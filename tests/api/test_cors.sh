@@ -4,30 +4,13 @@
 # llama.cpp): an OPTIONS preflight gets 204 with the methods and the requested headers (no API
 # key needed: browsers send none), every response (JSON, errors, SSE) names the allowed origin;
 # another origin gets no CORS header and a 403 preflight; requests without Origin are unchanged.
-BUILD=${BUILD:-build}
-case $BUILD in /*) V=$BUILD/vib3 ;; *) V=$(pwd)/$BUILD/vib3 ;; esac
-T=$(mktemp -d)
-SPID=""
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. tests/api/serve_lib.sh
 [ -d models/tinymix-brown ] || { echo "SKIP: models/tinymix-brown absent - loud skip"; echo "0 passed, 0 failed, 1 skipped"; exit 0; }
 $V convert --model models/tinymix-brown --output "$T/t.vib3" --quant q4 >/dev/null 2>&1 || { echo "0 passed, 1 failed"; exit 1; }
 
-start() { # serve with extra flags; sets B
-    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-    : > "$T/s.log"
-    $V serve "$T/t.vib3" --port 0 --ctx-size 256 "$@" >"$T/s.log" 2>&1 &
-    SPID=$!
-    PORT=""
-    for i in $(seq 1 100); do
-        PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T/s.log")
-        [ -n "$PORT" ] && break
-        sleep 0.1
-    done
-    B=http://127.0.0.1:$PORT
+start() { # serve with extra flags (the previous server stopped first); sets B
+    [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+    serve_start "$T/t.vib3" "$T/s.log" --ctx-size 256 "$@" || bad "server did not start"
 }
 hdr() { grep -i "^$1:" "$T/h" | head -n 1 | cut -d' ' -f2- | tr -d '\r'; }
 status() { head -n 1 "$T/h" | cut -d' ' -f2; }

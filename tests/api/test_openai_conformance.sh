@@ -8,24 +8,11 @@
 # refused with its token count; every error in OpenAI's shape; a 405 with its Allow header;
 # /metrics valid Prometheus text (one TYPE per name, no duplicate series); the server still
 # serving after all of it. Driven by one python3 script over HTTP (urllib), ~5 s.
-BUILD=${BUILD:-build}
-case $BUILD in /*) V=$BUILD/vib3 ;; *) V=$(pwd)/$BUILD/vib3 ;; esac
-T=$(mktemp -d)
-SPID=""
-cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. tests/api/serve_lib.sh
 
 [ -d models/tinymix-brown ] || { echo "SKIP: models/tinymix-brown absent - loud skip"; echo "0 passed, 0 failed, 1 skipped"; exit 0; }
 $V convert --model models/tinymix-brown --output "$T/tinymix.vib3" --quant q4 >/dev/null 2>&1 || { echo "convert failed"; echo "0 passed, 1 failed"; exit 1; }
-$V serve "$T/tinymix.vib3" --port 0 --parallel 2 --ctx-size 256 >"$T/s.log" 2>&1 &
-SPID=$!
-PORT=""
-for i in $(seq 1 100); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T/s.log")
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "server did not start:"; cat "$T/s.log"; echo "0 passed, 1 failed"; exit 1; }
+serve_start "$T/tinymix.vib3" "$T/s.log" --parallel 2 --ctx-size 256 || { echo "0 passed, 1 failed"; exit 1; }
 
 python3 - "http://127.0.0.1:$PORT" >"$T/out" 2>&1 <<'PY'
 import json, re, sys, urllib.request, urllib.error

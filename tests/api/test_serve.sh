@@ -4,29 +4,11 @@
 # error statuses, bad input (malformed / truncated JSON, wrong types, huge
 # body, invalid UTF-8, a client sending one byte at a time, abrupt
 # disconnects), a full queue, and a bounded load run with flat memory.
-BUILD=${BUILD:-build}
-case $BUILD in /*) V=$BUILD/vib3 ;; *) V=$(pwd)/$BUILD/vib3 ;; esac   # BUILD may be absolute
-T=$(mktemp -d)
-pass=0; fail=0; skip=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-PIDS=""
-cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. tests/api/serve_lib.sh
 
 $V convert --model models/tinymix-brown --output "$T/tinymix.vib3" --quant q4 >/dev/null 2>&1 || { echo "convert failed"; echo "0 passed, 1 failed"; exit 1; }
 
-start_server() { # log-file extra-args...; sets PORT and SPID
-    log=$1; shift
-    $V serve "$T/tinymix.vib3" --port 0 "$@" >"$log" 2>&1 &
-    SPID=$!; PIDS="$PIDS $SPID"
-    for i in $(seq 1 100); do
-        PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
-        [ -n "$PORT" ] && return 0
-        sleep 0.1
-    done
-    echo "server did not start:"; cat "$log"; return 1
-}
+start_server() { serve_start "$T/tinymix.vib3" "$@"; } # log-file extra-args...; sets PORT and SPID
 code() { curl -s -o "$T/body" -w '%{http_code}' "$@"; }
 expect() { # status description curl-args...
     want=$1; what=$2; shift 2

@@ -8,29 +8,11 @@
 #     with a complete JSON body, a queued non-streamed one with a 503 JSON error; exit 0 promptly;
 #  C. a second signal ends the process at once.
 # The model is the bundled tinymix, converted here; -c 16384 lets a generation run for seconds.
-BUILD=${BUILD:-build}
-case $BUILD in /*) V=$BUILD/vib3 ;; *) V=$(pwd)/$BUILD/vib3 ;; esac
-T=$(mktemp -d)
-pass=0; fail=0; skip=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-PIDS=""
-cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
+. tests/api/serve_lib.sh
 
 $V convert --model models/tinymix-brown --output "$T/tinymix.vib3" --quant q4 >/dev/null 2>&1 || { echo "convert failed"; echo "0 passed, 1 failed"; exit 1; }
 
-start_server() { # log-file extra-args...; sets PORT and SPID
-    log=$1; shift
-    $V serve "$T/tinymix.vib3" --port 0 -c 16384 "$@" >"$log" 2>&1 &
-    SPID=$!; PIDS="$PIDS $SPID"
-    for i in $(seq 1 100); do
-        PORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log")
-        [ -n "$PORT" ] && return 0
-        sleep 0.1
-    done
-    echo "server did not start:"; cat "$log"; return 1
-}
+start_server() { log=$1; shift; serve_start "$T/tinymix.vib3" "$log" -c 16384 "$@"; } # log-file extra-args...
 # wait for SPID to exit within $1 seconds; sets RC (the exit status; 255 = still running after the wait)
 wait_exit() {
     for i in $(seq 1 $(($1 * 10))); do
