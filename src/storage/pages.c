@@ -377,15 +377,16 @@ static req_fifo *req_queue(vib3_pages *p, const io_req *q) {
 /* a page loading in frame f turned out to be needed now: if a hint's read is
  * still queued behind other hints, move it to the demand FIFO (reads of
  * correct guesses should not wait behind wrong ones) */
-static void promote_frame(vib3_pages *p, uint32_t f) {
+static int promote_frame(vib3_pages *p, uint32_t f) {
     uint32_t r = p->frame_req[f];
-    if (!p->promote_queued || r == VIB3_NONE32) return;
+    if (!p->promote_queued || r == VIB3_NONE32) return 0;
     io_req *q = &p->reqs[r];
-    if (!q->queued || !q->prefetch || q->promoted) return;
+    if (!q->queued || !q->prefetch || q->promoted) return 0;
     fifo_remove(p, &p->q_prefetch, r);
     q->promoted = 1;
     fifo_push(p, &p->q_demand, r, 0);
     p->st.prefetch_promoted += q->n_pages;
+    return 1;
 }
 
 static uint32_t next_pending(vib3_pages *p) {
@@ -827,9 +828,8 @@ vib3_err vib3_pages_acquire(vib3_pages *p, uint64_t page, const void **data) {
             continue; /* the frame may be READY now (or even freed after an error) */
         }
         if (!waited) {
-            promote_frame(p, f);
+            if (promote_frame(p, f)) submit_locked(p);
             if (p->frame_req[f] != VIB3_NONE32 && p->reqs[p->frame_req[f]].queued) p->st.faults_queued++;
-            submit_locked(p);
             waited = 1;
             p->st.page_faults++;
             p->st.faults_inflight++;
@@ -1430,11 +1430,6 @@ vib3_err vib3_pages_open(vib3_pages **out, const vib3_file *f, const vib3_config
 
 void vib3_pages_close(vib3_pages *p) {
     if (!p) return;
-    if (getenv("VIB3_PAGES_DEBUG") && p->backend == VIB3_PAGES_FRAMES)
-        fprintf(stderr, "pages: promoted %" PRIu64 " cancelled %" PRIu64 " faults_queued %" PRIu64 " late %" PRIu64
-                " lost %" PRIu64 " unpredicted %" PRIu64 " of %" PRIu64 " accesses\n", p->st.prefetch_promoted,
-                p->st.prefetch_cancelled, p->st.faults_queued, p->st.faults_late, p->st.faults_lost,
-                p->st.faults_unpredicted, p->st.page_accesses);
     if (p->backend == VIB3_PAGES_FRAMES && p->frames && p->n_threads) {
         pthread_mutex_lock(&p->mu);
         /* drop queued hints, let reads in flight finish */
